@@ -1,0 +1,294 @@
+/**
+ * The runtime: one GPUDevice with its buffer pool, command recorder, uniform arena and kernel
+ * registry. Ops record dispatches through `dispatch`; nothing waits on the GPU until `read`/`sync`.
+ */
+import { requestGpu, DeviceLostError, type GpuContext, type GpuOptions } from '../platform/gpu.js';
+import { BufferPool } from './buffer_pool.js';
+import { bytesPerElement, f16BitsToF32Array, f32ArrayToF16Bits, type DType } from './dtype.js';
+import { KernelRegistry, type KernelSpec } from './kernels.js';
+import { Recorder } from './recorder.js';
+import { numel, Tensor, type TensorOwner } from './tensor.js';
+
+export class GpuError extends Error {
+  override name = 'GpuError';
+}
+
+export class GpuOutOfMemoryError extends GpuError {
+  override name = 'GpuOutOfMemoryError';
+}
+
+export interface RuntimeOptions extends GpuOptions {
+  /** Dispatches per submit (default 64). */
+  batchSize?: number;
+}
+
+export interface DispatchSpec {
+  kernel: KernelSpec;
+  /** Names the op in errors and GPU debug labels. */
+  label: string;
+  params?: Uint8Array;
+  inputs: readonly Tensor[];
+  outputs: readonly Tensor[];
+  workgroups: readonly [number, number?, number?];
+  work?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class Runtime implements TensorOwner {
+  readonly device: GPUDevice;
+  readonly gpu: GpuContext;
+  readonly limits: GPUSupportedLimits;
+  readonly features: ReadonlySet<string>;
+  readonly adapterInfo: GpuContext['adapterInfo'];
+  readonly pool: BufferPool;
+  readonly recorder: Recorder;
+  readonly kernels: KernelRegistry;
+  /** True when f16 tensors are stored as f16 (the adapter has `shader-f16`). */
+  readonly hasF16: boolean;
+  readonly hasSubgroups: boolean;
+
+  private scopes: Set<Tensor>[] = [];
+  private firstError: GpuError | DeviceLostError | null = null;
+  /** Seconds of GPU time per unit of recorded work, learned from readbacks. */
+  private secondsPerWork = 0;
+
+  private constructor(ctx: GpuContext, options: RuntimeOptions) {
+    this.gpu = ctx;
+    this.device = ctx.device;
+    this.limits = ctx.device.limits;
+    this.features = ctx.features;
+    this.adapterInfo = ctx.adapterInfo;
+    this.hasF16 = ctx.features.has('shader-f16');
+    this.hasSubgroups = ctx.features.has('subgroups');
+    this.pool = new BufferPool(this.device, this.limits.maxBufferSize, (label, size, done) =>
+      done.then((e) => {
+        if (e) this.fail(new GpuOutOfMemoryError(`${label}: out of GPU memory allocating ${size} bytes (${e.message})`));
+      }),
+    );
+    this.recorder = new Recorder(this.device, this.pool, options.batchSize ?? 64);
+    this.kernels = new KernelRegistry(this.device, (key, done) =>
+      done.then((e) => {
+        if (e) this.fail(new GpuError(`shader ${key} failed to compile: ${e.message}`));
+      }),
+    );
+    this.device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
+      const kind = ev.error.constructor?.name === 'GPUOutOfMemoryError' ? GpuOutOfMemoryError : GpuError;
+      this.fail(new kind(`WebGPU error: ${ev.error.message}`));
+    };
+    void ctx.lost.then((e) => this.fail(e));
+  }
+
+  static async create(options: RuntimeOptions = {}): Promise<Runtime> {
+    return new Runtime(await requestGpu(options), options);
+  }
+
+  private fail(error: GpuError | DeviceLostError): void {
+    this.firstError ??= error;
+  }
+
+  /** Throws the first asynchronous GPU error (validation, out-of-memory, device loss) seen so far. */
+  checkErrors(): void {
+    if (this.firstError) throw this.firstError;
+  }
+
+  /** The dtype tensors of `requested` type are stored in: f16 falls back to f32 without `shader-f16`. */
+  storageDType(requested: DType): DType {
+    return requested === 'f16' && !this.hasF16 ? 'f32' : requested;
+  }
+
+  // ---- tensors ---------------------------------------------------------------------------
+
+  track(tensor: Tensor): void {
+    this.scopes[this.scopes.length - 1]?.add(tensor);
+  }
+
+  releaseTensorBuffer(buffer: GPUBuffer): void {
+    this.pool.release(buffer);
+  }
+
+  /** Uninitialised tensor. Rejects sizes no single binding can hold instead of computing garbage. */
+  empty(shape: readonly number[], dtype: DType, label = 'tensor'): Tensor {
+    this.checkErrors();
+    const stored = this.storageDType(dtype);
+    const bytes = Math.ceil((numel(shape) * bytesPerElement(stored)) / 4) * 4;
+    const limit = this.limits.maxStorageBufferBindingSize;
+    if (bytes > limit) {
+      throw new RangeError(
+        `${label}: tensor [${shape.join(', ')}] ${stored} needs ${bytes} bytes, more than this device's ` +
+          `maxStorageBufferBindingSize (${limit}); it must be split`,
+      );
+    }
+    return new Tensor(this, [...shape], stored, this.pool.acquire(bytes, label));
+  }
+
+  /** Uploads host data (f32 values) into a new tensor of `dtype`. */
+  upload(data: ArrayLike<number>, shape: readonly number[], dtype: DType = 'f32', label = 'upload'): Tensor {
+    if (data.length !== numel(shape)) {
+      throw new Error(`${label}: ${data.length} values do not fill shape [${shape.join(', ')}]`);
+    }
+    const t = this.empty(shape, dtype, label);
+    const bytes =
+      t.dtype === 'f16' ? f32ArrayToF16Bits(data) : data instanceof Float32Array ? data : Float32Array.from(data);
+    this.writeBytes(t, 0, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    return t;
+  }
+
+  /** Uploads raw f16 bits (as read from a checkpoint) into a new tensor of `dtype`. */
+  uploadF16Bits(bits: Uint16Array, shape: readonly number[], dtype: DType = 'f16', label = 'upload'): Tensor {
+    if (this.storageDType(dtype) === 'f32') return this.upload(f16BitsToF32Array(bits), shape, 'f32', label);
+    const t = this.empty(shape, 'f16', label);
+    this.writeBytes(t, 0, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength));
+    return t;
+  }
+
+  /** Writes bytes at `byteOffset` into a tensor (used for chunked uploads); pads to 4 bytes. */
+  writeBytes(t: Tensor, byteOffset: number, bytes: Uint8Array): void {
+    let data = bytes;
+    if (data.byteLength % 4) {
+      data = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+      data.set(bytes);
+    }
+    // Host arrays here never live in a SharedArrayBuffer.
+    this.device.queue.writeBuffer(t.buffer, t.byteOffset + byteOffset, data as Uint8Array<ArrayBuffer>);
+  }
+
+  /** Runs `fn`; tensors it creates are disposed at the end unless returned (or kept via `keep`). */
+  async scope<T>(fn: () => Promise<T> | T): Promise<T> {
+    const scope = new Set<Tensor>();
+    this.scopes.push(scope);
+    let result: T;
+    try {
+      result = await fn();
+    } finally {
+      this.scopes.pop();
+    }
+    const kept = new Set<Tensor>();
+    collectTensors(result, kept);
+    for (const t of scope) {
+      if (kept.has(t)) this.track(t);
+      else t.dispose();
+    }
+    return result;
+  }
+
+  /** Moves a tensor out of the current scope into the enclosing one. */
+  keep<T extends Tensor>(t: T): T {
+    const top = this.scopes[this.scopes.length - 1];
+    if (top?.delete(t)) this.scopes[this.scopes.length - 2]?.add(t);
+    return t;
+  }
+
+  // ---- dispatch ----------------------------------------------------------------------------
+
+  dispatch(spec: DispatchSpec): void {
+    this.checkErrors();
+    const pipeline = this.kernels.get(spec.kernel);
+    this.recorder.dispatch({
+      pipeline,
+      params: spec.params,
+      buffers: [...spec.inputs, ...spec.outputs].map((t) => t.binding),
+      workgroups: spec.workgroups,
+      label: spec.label,
+      work: spec.work ?? spec.outputs.reduce((s, t) => s + t.size, 0),
+    });
+  }
+
+  /** Workgroup grid for `n` items of `perGroup` each; spills into y past the 65535 limit. */
+  grid(n: number, perGroup: number): [number, number] {
+    const groups = Math.max(1, Math.ceil(n / perGroup));
+    const max = this.limits.maxComputeWorkgroupsPerDimension;
+    if (groups <= max) return [groups, 1];
+    const y = Math.ceil(groups / max);
+    return [Math.ceil(groups / y), y];
+  }
+
+  // ---- synchronisation ---------------------------------------------------------------------
+
+  flush(): void {
+    this.recorder.flush();
+  }
+
+  /**
+   * Waits for all submitted work without spinning a CPU core: Dawn's Node binding busy-polls while
+   * a map is pending, which on small machines steals the cores the (software) GPU computes on.
+   * So first sleep for the expected GPU time (learned from earlier waits), then map.
+   */
+  private async waitMapped(buffer: GPUBuffer, work: number): Promise<void> {
+    const start = performance.now();
+    const expected = work * this.secondsPerWork * 1000;
+    if (expected > 2) await sleep(expected * 0.85);
+    const lost = this.device.lost.then(() => {
+      throw new DeviceLostError('GPU device lost while waiting for results');
+    });
+    await Promise.race([buffer.mapAsync(GPUMapMode.READ), lost]);
+    const elapsed = (performance.now() - start) / 1000;
+    if (work > 0) {
+      const observed = elapsed / work;
+      this.secondsPerWork = this.secondsPerWork ? 0.7 * this.secondsPerWork + 0.3 * observed : observed;
+    }
+  }
+
+  /** Reads raw bytes of tensors back in one submit. */
+  private async readBytes(tensors: readonly Tensor[]): Promise<Uint8Array[]> {
+    this.checkErrors();
+    const sizes = tensors.map((t) => Math.ceil(t.byteSize / 4) * 4);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    const staging = this.device.createBuffer({ size: Math.max(4, total), usage: 0x01 | 0x08, label: 'readback' }); // MAP_READ | COPY_DST
+    let offset = 0;
+    tensors.forEach((t, i) => {
+      t.assertAlive();
+      if (sizes[i]) this.recorder.copy(t.buffer, t.byteOffset, staging, offset, sizes[i]);
+      offset += sizes[i];
+    });
+    this.recorder.flush();
+    try {
+      await this.waitMapped(staging, this.recorder.takeWork());
+      this.checkErrors();
+      const all = new Uint8Array(staging.getMappedRange().slice(0));
+      offset = 0;
+      return tensors.map((t, i) => {
+        const part = all.subarray(offset, offset + t.byteSize);
+        offset += sizes[i];
+        return part;
+      });
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** Reads tensors back as f32 values (f16 tensors are widened exactly). */
+  async readMany(tensors: readonly Tensor[]): Promise<Float32Array[]> {
+    const parts = await this.readBytes(tensors);
+    return parts.map((bytes, i) => {
+      const copy = bytes.slice();
+      return tensors[i].dtype === 'f16'
+        ? f16BitsToF32Array(new Uint16Array(copy.buffer, 0, tensors[i].size))
+        : new Float32Array(copy.buffer, 0, tensors[i].size);
+    });
+  }
+
+  async read(t: Tensor): Promise<Float32Array> {
+    return (await this.readMany([t]))[0];
+  }
+
+  /** Waits until everything recorded so far has run; surfaces asynchronous GPU errors. */
+  async sync(): Promise<void> {
+    await this.readBytes([]);
+  }
+
+  destroy(): void {
+    this.device.destroy();
+  }
+}
+
+function collectTensors(value: unknown, out: Set<Tensor>, depth = 0): void {
+  if (depth > 4 || value === null || typeof value !== 'object') return;
+  if (value instanceof Tensor) {
+    out.add(value);
+    if (value.base) out.add(value.base);
+    return;
+  }
+  const items = Array.isArray(value) ? value : value instanceof Map ? [...value.values()] : Object.values(value);
+  for (const item of items) collectTensors(item, out, depth + 1);
+}
