@@ -168,7 +168,9 @@ export class SafetensorsFile implements TensorReader {
 
   async readI64AsNumbers(name: string): Promise<number[]> {
     const info = this.info(name);
-    if (info.dtype !== 'I64') throw new SafetensorsError(this.source.name, name, `dtype is ${info.dtype}, expected I64`);
+    if (info.dtype !== 'I64') {
+      throw new SafetensorsError(this.source.name, name, `dtype is ${info.dtype}, expected I64`);
+    }
     const { buffer, offset, count } = elementsOf(await this.readRaw(name), 8);
     const values = new BigInt64Array(buffer, offset, count);
     return Array.from(values, (value, index) => {
@@ -241,7 +243,10 @@ export class ShardedSafetensors implements TensorReader {
       throw fail(`metadata must be a JSON object, got ${describe(index.metadata)}`);
     }
     const metadata = Object.fromEntries(
-      Object.entries(index.metadata ?? {}).map(([key, value]) => [key, typeof value === 'string' ? value : describe(value)]),
+      Object.entries(index.metadata ?? {}).map(([key, value]) => [
+        key,
+        typeof value === 'string' ? value : describe(value),
+      ]),
     );
     for (const [name, file] of Object.entries(weightMap)) {
       if (typeof file !== 'string' || !isPlainFileName(file)) {
@@ -282,24 +287,24 @@ export class ShardedSafetensors implements TensorReader {
     return shard;
   }
 
-  readRaw(name: string): Promise<Uint8Array<ArrayBuffer>> {
+  async readRaw(name: string): Promise<Uint8Array<ArrayBuffer>> {
     return this.shard(name).readRaw(name);
   }
 
-  readF32(name: string): Promise<Float32Array<ArrayBuffer>> {
+  async readF32(name: string): Promise<Float32Array<ArrayBuffer>> {
     return this.shard(name).readF32(name);
   }
 
-  readF16Bits(name: string): Promise<Uint16Array<ArrayBuffer>> {
+  async readF16Bits(name: string): Promise<Uint16Array<ArrayBuffer>> {
     return this.shard(name).readF16Bits(name);
   }
 
-  readI64AsNumbers(name: string): Promise<number[]> {
+  async readI64AsNumbers(name: string): Promise<number[]> {
     return this.shard(name).readI64AsNumbers(name);
   }
 
-  readChunks(name: string, maxBytes: number): AsyncIterable<TensorChunk> {
-    return this.shard(name).readChunks(name, maxBytes);
+  async *readChunks(name: string, maxBytes: number): AsyncGenerator<TensorChunk> {
+    yield* this.shard(name).readChunks(name, maxBytes);
   }
 
   async close(): Promise<void> {
@@ -312,7 +317,9 @@ async function readIndex(indexPath: string, openSource: SourceOpener): Promise<R
   const source = await openSource(indexPath);
   let bytes: Uint8Array;
   try {
-    if (source.size > MAX_HEADER_BYTES) throw fail(`index is ${source.size} bytes, over the ${MAX_HEADER_BYTES}-byte limit`);
+    if (source.size > MAX_HEADER_BYTES) {
+      throw fail(`index is ${source.size} bytes, over the ${MAX_HEADER_BYTES}-byte limit`);
+    }
     bytes = await source.read(0, source.size);
   } finally {
     await source.close();
@@ -331,7 +338,9 @@ async function readIndex(indexPath: string, openSource: SourceOpener): Promise<R
 
 /** A single `.safetensors` file, or a sharded checkpoint when `path` ends in `.index.json`. */
 export function openSafetensors(path: string, openSource: SourceOpener = openFileSource): Promise<TensorReader> {
-  return path.endsWith('.index.json') ? ShardedSafetensors.open(path, openSource) : openSafetensorsFile(path, openSource);
+  return path.endsWith('.index.json')
+    ? ShardedSafetensors.open(path, openSource)
+    : openSafetensorsFile(path, openSource);
 }
 
 export interface TensorToWrite {
@@ -359,7 +368,9 @@ function canonicalParts(
     if (!shape.every(isCount)) throw fail(`shape must be non-negative integers, got ${describe(shape)}`);
     const needed = byteExtent(shape, dtype);
     if (needed !== data.byteLength) {
-      throw fail(`shape ${formatShape(shape)} of ${dtype} needs ${needed ?? 'too many'} bytes but data has ${data.byteLength}`);
+      throw fail(
+        `shape ${formatShape(shape)} of ${dtype} needs ${needed ?? 'too many'} bytes but data has ${data.byteLength}`,
+      );
     }
     entries.push(
       `${JSON.stringify(name)}:${JSON.stringify({ dtype, shape, data_offsets: [offset, offset + data.byteLength] })}`,

@@ -81,7 +81,9 @@ export async function httpSource(url: string, fetchImpl: typeof fetch = fetch): 
   const probe = await fetchImpl(url, { headers: { Range: 'bytes=0-0' } });
   await probe.body?.cancel();
   if (probe.status !== 206) {
-    throw new Error(`${url}: expected 206 Partial Content for a range request, got ${probe.status} ${probe.statusText}`);
+    throw new Error(
+      `${url}: expected 206 Partial Content for a range request, got ${probe.status} ${probe.statusText}`,
+    );
   }
   const total = /^bytes \d+-\d+\/(\d+)$/.exec(probe.headers.get('content-range') ?? '')?.[1];
   if (total === undefined) {

@@ -153,6 +153,13 @@ export class Runtime implements TensorOwner {
     this.device.queue.writeBuffer(t.buffer, t.byteOffset + byteOffset, data as Uint8Array<ArrayBuffer>);
   }
 
+  /** A new tensor with the same contents, recorded in order with the dispatches before it. */
+  copy(t: Tensor, label = 'copy'): Tensor {
+    const out = this.empty(t.shape, t.dtype, label);
+    this.recorder.copy(t.buffer, t.byteOffset, out.buffer, out.byteOffset, Math.ceil(t.byteSize / 4) * 4);
+    return out;
+  }
+
   /** Runs `fn`; tensors it creates are disposed at the end unless returned (or kept via `keep`). */
   async scope<T>(fn: () => Promise<T> | T): Promise<T> {
     const scope = new Set<Tensor>();

@@ -1,0 +1,113 @@
+/**
+ * Loads a model's parameters by their literal state-dict keys, candle style:
+ * `root.pp('blocks').pp(3).tensor('channelwise.0.weight', [c * 4, c])`. Every load checks the
+ * shape; `finish()` fails unless every key of the checkpoint was used.
+ */
+import { SafetensorsError, type TensorReader } from '../io/safetensors.js';
+import type { Runtime } from '../runtime/device.js';
+import type { DType } from '../runtime/dtype.js';
+import type { Tensor } from '../runtime/tensor.js';
+
+export class WeightError extends Error {
+  override name = 'WeightError';
+}
+
+/** Upload pieces of this size, so a big tensor never needs a second full-size host copy. */
+const CHUNK_BYTES = 16 << 20;
+
+export class WeightLoader {
+  readonly used = new Set<string>();
+
+  constructor(
+    readonly rt: Runtime,
+    readonly reader: TensorReader,
+    /** Names the checkpoint in errors. */
+    readonly file: string,
+    /** Device dtype of the loaded parameters. */
+    readonly dtype: DType,
+  ) {}
+
+  root(): WeightScope {
+    return new WeightScope(this, '');
+  }
+
+  shapeOf(key: string, expected: readonly number[]): void {
+    const info = this.reader.tensors.get(key);
+    if (!info) throw new WeightError(`${this.file}: missing tensor '${key}' (expected shape [${expected.join(', ')}])`);
+    if (info.shape.length !== expected.length || info.shape.some((d, i) => d !== expected[i])) {
+      throw new WeightError(
+        `${this.file}: tensor '${key}' has shape [${info.shape.join(', ')}], expected [${expected.join(', ')}]`,
+      );
+    }
+    this.used.add(key);
+  }
+
+  /** Every tensor of the checkpoint must have been used: a stray key means a wrong architecture or config. */
+  finish(): void {
+    const unused = [...this.reader.tensors.keys()].filter((k) => !this.used.has(k));
+    if (unused.length) {
+      const shown = unused.slice(0, 8).map((k) => `'${k}'`).join(', ');
+      throw new WeightError(
+        `${this.file}: ${unused.length} tensor(s) not used by the model: ${shown}${unused.length > 8 ? ', …' : ''}`,
+      );
+    }
+  }
+}
+
+export class WeightScope {
+  constructor(
+    readonly loader: WeightLoader,
+    readonly prefix: string,
+  ) {}
+
+  pp(name: string | number): WeightScope {
+    return new WeightScope(this.loader, this.key(String(name)));
+  }
+
+  key(name: string): string {
+    return this.prefix ? `${this.prefix}.${name}` : name;
+  }
+
+  has(name: string): boolean {
+    return this.loader.reader.tensors.has(this.key(name));
+  }
+
+  /** Marks a tensor as used without loading it (e.g. BatchNorm's `num_batches_tracked`). */
+  skip(name: string, shape: readonly number[]): void {
+    this.loader.shapeOf(this.key(name), shape);
+  }
+
+  /** The parameter as f32 host values, for load-time transforms (reordering, folding). */
+  async host(name: string, shape: readonly number[]): Promise<Float32Array> {
+    const key = this.key(name);
+    this.loader.shapeOf(key, shape);
+    return this.loader.reader.readF32(key);
+  }
+
+  /** The parameter on the device in the loader's dtype (or `dtype`), uploaded in chunks when stored alike. */
+  async tensor(name: string, shape: readonly number[], dtype: DType = this.loader.dtype): Promise<Tensor> {
+    const key = this.key(name);
+    this.loader.shapeOf(key, shape);
+    const { rt, reader } = this.loader;
+    const stored = rt.storageDType(dtype);
+    const source = reader.tensors.get(key)!.dtype;
+    try {
+      if ((source === 'F32' && stored === 'f32') || (source === 'F16' && stored === 'f16')) {
+        const t = rt.empty(shape, stored, key);
+        for await (const chunk of reader.readChunks(key, CHUNK_BYTES)) rt.writeBytes(t, chunk.offset, chunk.bytes);
+        return t;
+      }
+      return stored === 'f16'
+        ? rt.uploadF16Bits(await reader.readF16Bits(key), shape, 'f16', key)
+        : rt.upload(await reader.readF32(key), shape, 'f32', key);
+    } catch (err) {
+      if (err instanceof SafetensorsError || err instanceof WeightError) throw err;
+      throw new WeightError(`${this.loader.file}: loading '${key}': ${(err as Error).message}`);
+    }
+  }
+
+  /** Uploads host values computed at load time (e.g. a reordered weight) in the loader's dtype. */
+  upload(data: Float32Array, shape: readonly number[], label: string, dtype: DType = this.loader.dtype): Tensor {
+    return this.loader.rt.upload(data, shape, dtype, this.key(label));
+  }
+}
