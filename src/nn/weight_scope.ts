@@ -6,7 +6,7 @@
 import { SafetensorsError, type TensorReader } from '../io/safetensors.js';
 import type { Runtime } from '../runtime/device.js';
 import type { DType } from '../runtime/dtype.js';
-import type { Tensor } from '../runtime/tensor.js';
+import { Tensor } from '../runtime/tensor.js';
 
 export class WeightError extends Error {
   override name = 'WeightError';
@@ -15,8 +15,17 @@ export class WeightError extends Error {
 /** Upload pieces of this size, so a big tensor never needs a second full-size host copy. */
 const CHUNK_BYTES = 16 << 20;
 
+export interface WeightLoaderOptions {
+  /**
+   * Check keys and shapes only: tensors come back as views of one tiny placeholder buffer and no
+   * data is read or uploaded. For validating full-size checkpoints (and manifests) quickly.
+   */
+  dryRun?: boolean;
+}
+
 export class WeightLoader {
   readonly used = new Set<string>();
+  private placeholder: Tensor | null = null;
 
   constructor(
     readonly rt: Runtime,
@@ -25,7 +34,14 @@ export class WeightLoader {
     readonly file: string,
     /** Device dtype of the loaded parameters. */
     readonly dtype: DType,
+    readonly options: WeightLoaderOptions = {},
   ) {}
+
+  /** A shape-only tensor for dry runs: shares a 4-byte buffer and must never be dispatched on. */
+  placeholderOf(shape: readonly number[], dtype: DType): Tensor {
+    this.placeholder ??= this.rt.empty([1], 'f32', 'dry-run placeholder');
+    return new Tensor(this.rt, shape, this.rt.storageDType(dtype), this.placeholder.buffer, 0, this.placeholder);
+  }
 
   root(): WeightScope {
     return new WeightScope(this, '');
@@ -81,6 +97,8 @@ export class WeightScope {
   async host(name: string, shape: readonly number[]): Promise<Float32Array> {
     const key = this.key(name);
     this.loader.shapeOf(key, shape);
+    // Dry runs hand back a 1-element stand-in: load-time transforms must tolerate it (their output is a placeholder too).
+    if (this.loader.options.dryRun) return new Float32Array(1);
     return this.loader.reader.readF32(key);
   }
 
@@ -88,6 +106,7 @@ export class WeightScope {
   async tensor(name: string, shape: readonly number[], dtype: DType = this.loader.dtype): Promise<Tensor> {
     const key = this.key(name);
     this.loader.shapeOf(key, shape);
+    if (this.loader.options.dryRun) return this.loader.placeholderOf(shape, dtype);
     const { rt, reader } = this.loader;
     const stored = rt.storageDType(dtype);
     const source = reader.tensors.get(key)!.dtype;
@@ -108,6 +127,7 @@ export class WeightScope {
 
   /** Uploads host values computed at load time (e.g. a reordered weight) in the loader's dtype. */
   upload(data: Float32Array, shape: readonly number[], label: string, dtype: DType = this.loader.dtype): Tensor {
+    if (this.loader.options.dryRun) return this.loader.placeholderOf(shape, dtype);
     return this.loader.rt.upload(data, shape, dtype, this.key(label));
   }
 }
