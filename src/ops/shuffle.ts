@@ -1,0 +1,87 @@
+/**
+ * Data-movement ops on 4-D feature maps: pixel shuffle/unshuffle (torch's channel order, in NHWC or
+ * NCHW) and the NCHW ↔ NHWC permutes. Each is one strided gather (shaders/shuffle.wgsl).
+ */
+import type { Runtime } from '../runtime/device.js';
+import type { Tensor } from '../runtime/tensor.js';
+import { Params } from '../runtime/uniform_arena.js';
+
+const WG = 256;
+const GATHER_DIMS = 6;
+
+export type Layout = 'nhwc' | 'nchw';
+
+export interface ShuffleOptions {
+  /** Layout of input and output; the models keep activations NHWC (default). */
+  layout?: Layout;
+}
+
+/**
+ * Copies `x` into a new contiguous tensor of `outShape` whose element at multi-index i over `dims`
+ * (row-major, `dims` multiply to the output size) is x[Σ i_d · strides[d]].
+ */
+function gather(rt: Runtime, x: Tensor, outShape: readonly number[], dims: number[], strides: number[], label: string): Tensor {
+  const pad = GATHER_DIMS - dims.length;
+  const d = [...Array<number>(pad).fill(1), ...dims];
+  const s = [...Array<number>(pad).fill(0), ...strides];
+  const out = rt.empty(outShape, x.dtype, label);
+  rt.dispatch({
+    kernel: { shader: 'shuffle.wgsl', consts: { WG }, dtypes: { T: x.dtype } },
+    label,
+    params: new Params().u32(out.size, d[1], d[2], d[3], d[4], d[5], ...s).data(),
+    inputs: [x],
+    outputs: [out],
+    workgroups: rt.grid(out.size, WG),
+  });
+  return out;
+}
+
+function dims4(x: Tensor, op: string): [number, number, number, number] {
+  if (x.shape.length !== 4) throw new Error(`${op}: expected a 4-D tensor, got [${x.shape.join(', ')}]`);
+  return x.shape as unknown as [number, number, number, number];
+}
+
+/**
+ * torch.nn.PixelUnshuffle(f): out[:, c·f² + i·f + j, y, x] = in[:, c, y·f + i, x·f + j] (NCHW terms);
+ * in NHWC the same channel index lands in the last dimension.
+ */
+export function pixelUnshuffle(rt: Runtime, x: Tensor, f: number, { layout = 'nhwc' }: ShuffleOptions = {}): Tensor {
+  const [b, d1, d2, d3] = dims4(x, 'pixelUnshuffle');
+  const [c, h, w] = layout === 'nhwc' ? [d3, d1, d2] : [d1, d2, d3];
+  if (h % f !== 0 || w % f !== 0) {
+    throw new Error(`pixelUnshuffle: height ${h} and width ${w} must be divisible by the factor ${f}`);
+  }
+  const [oh, ow] = [h / f, w / f];
+  if (layout === 'nhwc') {
+    // Output order (b, y, x, c, i, j).
+    return gather(rt, x, [b, oh, ow, c * f * f], [b, oh, ow, c, f, f], [h * w * c, f * w * c, f * c, 1, w * c, c], 'pixel_unshuffle');
+  }
+  // Output order (b, c, i, j, y, x).
+  return gather(rt, x, [b, c * f * f, oh, ow], [b, c, f, f, oh, ow], [c * h * w, h * w, w, 1, f * w, f], 'pixel_unshuffle');
+}
+
+/** torch.nn.PixelShuffle(f), the inverse of `pixelUnshuffle`. */
+export function pixelShuffle(rt: Runtime, x: Tensor, f: number, { layout = 'nhwc' }: ShuffleOptions = {}): Tensor {
+  const [b, d1, d2, d3] = dims4(x, 'pixelShuffle');
+  const [cin, h, w] = layout === 'nhwc' ? [d3, d1, d2] : [d1, d2, d3];
+  if (cin % (f * f) !== 0) throw new Error(`pixelShuffle: ${cin} channels are not divisible by the factor squared (${f * f})`);
+  const c = cin / (f * f);
+  if (layout === 'nhwc') {
+    // Output order (b, y, i, x, j, c).
+    return gather(rt, x, [b, h * f, w * f, c], [b, h, f, w, f, c], [h * w * cin, w * cin, f, cin, 1, f * f], 'pixel_shuffle');
+  }
+  // Output order (b, c, y, i, x, j).
+  return gather(rt, x, [b, c, h * f, w * f], [b, c, h, f, w, f], [cin * h * w, f * f * h * w, w, f * h * w, 1, h * w], 'pixel_shuffle');
+}
+
+/** [B, C, H, W] → [B, H, W, C]. */
+export function nchwToNhwc(rt: Runtime, x: Tensor): Tensor {
+  const [b, c, h, w] = dims4(x, 'nchwToNhwc');
+  return gather(rt, x, [b, h, w, c], [b, h, w, c], [c * h * w, w, 1, h * w], 'nchw_to_nhwc');
+}
+
+/** [B, H, W, C] → [B, C, H, W]. */
+export function nhwcToNchw(rt: Runtime, x: Tensor): Tensor {
+  const [b, h, w, c] = dims4(x, 'nhwcToNchw');
+  return gather(rt, x, [b, c, h, w], [b, c, h, w], [h * w * c, 1, w * c, c], 'nhwc_to_nchw');
+}
