@@ -7,6 +7,7 @@ import { CliError, parseArgs, type Command } from '../command.js';
 
 // Components are loaded lazily so a run only compiles the model it needs.
 const components: Record<string, () => Promise<ForwardComponent>> = {
+  text_encoder: async () => (await import('../../models/clip/text_encoder_component.js')).textEncoderComponent,
 };
 
 const USAGE =

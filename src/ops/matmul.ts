@@ -1,0 +1,202 @@
+/**
+ * Matrix products on the GPU: `linear` (PyTorch `F.linear`, weights [N, K] read in place, with a
+ * fused bias + activation + residual epilogue) and batched `matmul`. Both run shaders/matmul.wgsl;
+ * a tile size and a load width are picked per shape, or forced with `variant` (tests, benchmarks).
+ */
+import type { Runtime } from '../runtime/device.js';
+import type { Tensor } from '../runtime/tensor.js';
+import { Params } from '../runtime/uniform_arena.js';
+
+export type Activation = 'gelu' | 'silu' | 'leaky_relu' | 'quick_gelu';
+
+/** Activation ids of the shader's ACT constant. */
+const ACT_ID: Record<Activation | 'none', number> = { none: 0, gelu: 1, silu: 2, leaky_relu: 3, quick_gelu: 4 };
+
+/**
+ * 'large': 16×16 threads × 4×4 outputs (64×64 tiles, K step 16), for GEMMs with many tiles.
+ * 'small': 8×8 threads × 4×4 outputs (32×32 tiles, K step 32), so skinny shapes (77 or 576 tokens,
+ * narrow outputs) still spread over enough workgroups to fill the GPU.
+ */
+export type MatmulTile = 'large' | 'small';
+
+const TILES: Record<MatmulTile, { WG_M: number; WG_N: number; TK: number }> = {
+  large: { WG_M: 16, WG_N: 16, TK: 16 },
+  small: { WG_M: 8, WG_N: 8, TK: 32 },
+};
+
+/** Below this many 64×64 tiles the large variant leaves GPU cores idle. */
+const LARGE_TILE_MIN_WORKGROUPS = 256;
+
+/** Forces a kernel variant; unset fields are chosen from the shape. */
+export interface MatmulVariant {
+  tile?: MatmulTile;
+  /** vec4 global loads; needs K % 4 == 0 (and N % 4 == 0 when B is [K, N]). */
+  vec4?: boolean;
+}
+
+export interface LinearOptions {
+  /** Applied after the bias. */
+  act?: Activation;
+  /** Added after the activation; same shape as the output. */
+  residual?: Tensor;
+  /** Written instead of a new tensor; must not overlap `x`, `weight`, `bias` or `residual`. */
+  out?: Tensor;
+  variant?: MatmulVariant;
+}
+
+export interface MatmulOptions {
+  /** `b` is [B..., N, K] (e.g. keys for Q·Kᵀ) instead of [B..., K, N]. */
+  transposeB?: boolean;
+  /** Scales the product (e.g. 1/√d for attention scores). */
+  alpha?: number;
+  variant?: MatmulVariant;
+}
+
+interface Gemm {
+  label: string;
+  a: Tensor;
+  b: Tensor;
+  bias?: Tensor;
+  residual?: Tensor;
+  out: Tensor;
+  m: number;
+  n: number;
+  k: number;
+  batch: number;
+  /** b is stored [N, K] per batch entry. */
+  bNK: boolean;
+  /** Elements between batch entries of `b`; 0 shares one matrix. */
+  bBatchStride: number;
+  alpha: number;
+  act: Activation | 'none';
+  variant?: MatmulVariant;
+}
+
+const shapeText = (t: Tensor) => `[${t.shape.join(', ')}]`;
+
+/** `x @ weightᵀ + bias`, then `act`, then `+ residual`; x [..., K], weight [N, K] → [..., N]. */
+export function linear(rt: Runtime, x: Tensor, weight: Tensor, bias?: Tensor, opts: LinearOptions = {}): Tensor {
+  const k = x.shape[x.shape.length - 1];
+  if (weight.shape.length !== 2 || weight.shape[1] !== k) {
+    throw new Error(`linear: weight ${shapeText(weight)} does not match input ${shapeText(x)} (expected [N, ${k}])`);
+  }
+  const n = weight.shape[0];
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== n)) {
+    throw new Error(`linear: bias ${shapeText(bias)} does not match weight ${shapeText(weight)} (expected [${n}])`);
+  }
+  if (bias && bias.dtype !== weight.dtype) {
+    throw new Error(`linear: bias is ${bias.dtype} but weight is ${weight.dtype}; they must match`);
+  }
+  const outShape = [...x.shape.slice(0, -1), n];
+  for (const [what, t] of [['residual', opts.residual], ['out', opts.out]] as const) {
+    if (t && (t.shape.length !== outShape.length || t.shape.some((d, i) => d !== outShape[i]) || t.dtype !== x.dtype)) {
+      throw new Error(`linear: ${what} ${shapeText(t)} ${t.dtype} must be [${outShape.join(', ')}] ${x.dtype}`);
+    }
+  }
+  const out = opts.out ?? rt.empty(outShape, x.dtype, 'linear');
+  gemm(rt, {
+    label: 'linear',
+    a: x,
+    b: weight,
+    bias,
+    residual: opts.residual,
+    out,
+    m: x.shape.slice(0, -1).reduce((p, d) => p * d, 1),
+    n,
+    k,
+    batch: 1,
+    bNK: true,
+    bBatchStride: 0,
+    alpha: 1,
+    act: opts.act ?? 'none',
+    variant: opts.variant,
+  });
+  return out;
+}
+
+/** Batched `a @ b` (or `a @ bᵀ` with transposeB): a [B..., M, K], b [B..., K, N] → [B..., M, N]. */
+export function matmul(rt: Runtime, a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const rank = a.shape.length;
+  if (rank < 2 || b.shape.length !== rank || a.shape.slice(0, -2).some((d, i) => d !== b.shape[i])) {
+    throw new Error(`matmul: a ${shapeText(a)} and b ${shapeText(b)} need the same batch dims and rank >= 2`);
+  }
+  const [m, k] = a.shape.slice(-2);
+  const transposeB = opts.transposeB ?? false;
+  const [bk, n] = transposeB ? [b.shape[rank - 1], b.shape[rank - 2]] : b.shape.slice(-2);
+  if (bk !== k) {
+    throw new Error(`matmul: inner dims differ: a ${shapeText(a)}, b ${shapeText(b)}${transposeB ? ' (transposeB)' : ''}`);
+  }
+  const batchShape = a.shape.slice(0, -2);
+  const out = rt.empty([...batchShape, m, n], a.dtype, 'matmul');
+  gemm(rt, {
+    label: 'matmul',
+    a,
+    b,
+    out,
+    m,
+    n,
+    k,
+    batch: batchShape.reduce((p, d) => p * d, 1),
+    bNK: transposeB,
+    bBatchStride: k * n,
+    alpha: opts.alpha ?? 1,
+    act: 'none',
+    variant: opts.variant,
+  });
+  return out;
+}
+
+/** The variant the shape rule picks (exported so tests and benchmarks can name what ran). */
+export function chooseVariant(m: number, n: number, k: number, batch: number, bNK: boolean): Required<MatmulVariant> {
+  const largeGroups = Math.ceil(m / 64) * Math.ceil(n / 64) * batch;
+  return {
+    tile: largeGroups >= LARGE_TILE_MIN_WORKGROUPS ? 'large' : 'small',
+    vec4: k % 4 === 0 && (bNK || n % 4 === 0),
+  };
+}
+
+function overlaps(x: Tensor, y: Tensor): boolean {
+  return x.buffer === y.buffer && x.byteOffset < y.byteOffset + y.byteSize && y.byteOffset < x.byteOffset + x.byteSize;
+}
+
+function gemm(rt: Runtime, g: Gemm): void {
+  const inputs = [g.a, g.b, ...(g.bias ? [g.bias] : []), ...(g.residual ? [g.residual] : [])];
+  if (inputs.some((t) => overlaps(t, g.out))) {
+    throw new Error(`${g.label}: out overlaps an input; WebGPU forbids a written binding aliasing another`);
+  }
+  const chosen = chooseVariant(g.m, g.n, g.k, g.batch, g.bNK);
+  const tile = g.variant?.tile ?? chosen.tile;
+  const vec4 = g.variant?.vec4 ?? chosen.vec4;
+  if (vec4 && !chosen.vec4) {
+    throw new Error(`${g.label}: vec4 loads need K % 4 == 0${g.bNK ? '' : ' and N % 4 == 0'} (M ${g.m}, N ${g.n}, K ${g.k})`);
+  }
+  const { WG_M, WG_N, TK } = TILES[tile];
+  const groups = [Math.ceil(g.n / (4 * WG_N)), Math.ceil(g.m / (4 * WG_M)), g.batch] as const;
+  const maxGroups = rt.limits.maxComputeWorkgroupsPerDimension;
+  if (groups.some((c) => c > maxGroups)) {
+    throw new Error(`${g.label}: grid [${groups.join(', ')}] exceeds ${maxGroups} workgroups per dimension`);
+  }
+  if (g.out.size === 0) return;
+  const flags = [
+    ...(vec4 ? ['VEC4'] : []),
+    ...(g.bNK ? ['B_NK'] : []),
+    ...(g.bias ? ['BIAS'] : []),
+    ...(g.residual ? ['RESIDUAL'] : []),
+  ];
+  rt.dispatch({
+    kernel: {
+      shader: 'matmul.wgsl',
+      flags,
+      consts: { WG_M, WG_N, TK, ACT: ACT_ID[g.act] },
+      dtypes: { T: g.a.dtype, W: g.b.dtype },
+    },
+    label: g.label,
+    params: new Params()
+      .u32(g.m, g.n, g.k, g.m * g.k, g.bBatchStride, g.m * g.n)
+      .f32(g.alpha)
+      .data(),
+    inputs,
+    outputs: [g.out],
+    workgroups: groups,
+  });
+}

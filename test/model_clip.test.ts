@@ -1,0 +1,311 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../src/cli/main.js';
+import { SafetensorsFile, type TensorReader } from '../src/io/safetensors.js';
+import { manifestTensors, SyntheticCheckpoint, type TensorSpec } from '../src/io/synthetic_checkpoint.js';
+import { parseCLIPTextConfig, type CLIPTextConfig } from '../src/models/clip/configuration_clip.js';
+import { CLIPTextModel, poolerIndices } from '../src/models/clip/modeling_clip.js';
+import { textEncoderComponent } from '../src/models/clip/text_encoder_component.js';
+import { Capture } from '../src/nn/capture.js';
+import type { NamedTensor } from '../src/nn/forward_component.js';
+import { WeightLoader } from '../src/nn/weight_scope.js';
+import { openFileSource } from '../src/platform/file.js';
+import type { Runtime } from '../src/runtime/device.js';
+import type { DType } from '../src/runtime/dtype.js';
+import { expectClose, type Tolerance } from './helpers/compare.js';
+import { getRuntime } from './helpers/gpu.js';
+
+// Goldens: ../shared/golden/io/text_encoder_{prior,decoder}.safetensors (transformers 4.57 CLIPTextModel,
+// eager attention, output_hidden_states and output_attentions, batch 2, with the act.* module outputs),
+// the tiny models of ../shared/golden/models/, the full-size manifests of ../shared/golden/manifests/
+// and the released text_encoder configs of warp-ai/wuerstchen-prior (ViT-bigG) and warp-ai/wuerstchen (ViT-H).
+const fixture = (path: string) => fileURLToPath(new URL(`./fixtures/${path}`, import.meta.url));
+
+// README §2: io/* atol 1e-5 rtol 1e-4; io/*::*attentions* atol 1e-6 rtol 1e-4.
+const IO: Tolerance = { atol: 1e-5, rtol: 1e-4 };
+const ATTENTIONS: Tolerance = { atol: 1e-6, rtol: 1e-4 };
+// STYLE.md, full model forward with f16 storage and f32 arithmetic.
+const F16_MAX_NMSE = 1e-3;
+const F16_MIN_COSINE = 0.999;
+
+const ENCODERS = ['text_encoder_prior', 'text_encoder_decoder'] as const;
+
+interface Golden {
+  inputs: Map<string, NamedTensor>;
+  /** Every float tensor other than the inputs: out.* and act.*. */
+  expected: Map<string, { shape: number[]; data: Float32Array }>;
+}
+
+async function readGolden(name: string): Promise<Golden> {
+  const file = await SafetensorsFile.open(await openFileSource(fixture(`io/${name}.safetensors`)));
+  try {
+    const inputs = new Map<string, NamedTensor>();
+    const expected = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [key, info] of file.tensors) {
+      if (key.startsWith('in.')) {
+        const data = Float32Array.from(await file.readI64AsNumbers(key));
+        inputs.set(key, { shape: [...info.shape], data, dtype: 'I64' });
+      } else {
+        expected.set(key, { shape: [...info.shape], data: await file.readF32(key) });
+      }
+    }
+    return { inputs, expected };
+  } finally {
+    await file.close();
+  }
+}
+
+const toleranceOf = (name: string) => (name.startsWith('out.attentions.') ? ATTENTIONS : IO);
+
+function rows(t: NamedTensor): number[][] {
+  const [batch, length] = t.shape;
+  return Array.from({ length: batch }, (_, b) => Array.from(t.data.subarray(b * length, (b + 1) * length)));
+}
+
+function nmseAndCosine(actual: ArrayLike<number>, expected: ArrayLike<number>): { nmse: number; cosine: number } {
+  let err = 0, ref = 0, dot = 0, aa = 0;
+  for (let i = 0; i < expected.length; i++) {
+    err += (actual[i] - expected[i]) ** 2;
+    ref += expected[i] ** 2;
+    dot += actual[i] * expected[i];
+    aa += actual[i] ** 2;
+  }
+  return { nmse: err / ref, cosine: dot / Math.sqrt(aa * ref) };
+}
+
+function expectF16Close(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
+  expect(actual.length, `${what}: length`).toBe(expected.length);
+  const { nmse, cosine } = nmseAndCosine(actual, expected);
+  expect(nmse, `${what}: NMSE`).toBeLessThanOrEqual(F16_MAX_NMSE);
+  expect(cosine, `${what}: cosine`).toBeGreaterThanOrEqual(F16_MIN_COSINE);
+}
+
+/** Runs the `text_encoder` component (the CLI's code path) with or without a capture. */
+async function runComponent(rt: Runtime, name: string, golden: Golden, dtype: DType, capture: boolean) {
+  const ctx = { rt, modelDir: fixture(`models/${name}`), dtype, inputs: golden.inputs, capture: capture ? new Capture(rt) : undefined };
+  const outputs = await textEncoderComponent.run(ctx);
+  if (ctx.capture) for (const [k, v] of await ctx.capture.read()) outputs.set(k, v);
+  return outputs;
+}
+
+let rt: Runtime;
+beforeAll(async () => {
+  rt = await getRuntime();
+});
+
+describe.each(ENCODERS)('CLIPTextModel %s against the golden io file', (name) => {
+  let golden: Golden;
+  beforeAll(async () => {
+    golden = await readGolden(name);
+  });
+
+  it('lists 13 captured module outputs and 7 outputs in the golden (all of them are checked below)', () => {
+    expect([...golden.expected.keys()].filter((k) => k.startsWith('act.'))).toHaveLength(13);
+    expect([...golden.expected.keys()].filter((k) => k.startsWith('out.'))).toHaveLength(7);
+  });
+
+  it('f32 with capture: every output and every captured module output within the io tolerances', async () => {
+    const outputs = await runComponent(rt, name, golden, 'f32', true);
+    for (const [key, want] of golden.expected) {
+      const got = outputs.get(key);
+      expect(got, `${key} produced`).toBeDefined();
+      expect(got!.shape, `${key} shape`).toEqual(want.shape);
+      expectClose(got!.data, want.data, toleranceOf(key), `${name} f32 ${key}`);
+    }
+  });
+
+  it('f32 without capture (activation and residuals fused into the GEMMs): every output', async () => {
+    const outputs = await runComponent(rt, name, golden, 'f32', false);
+    expect([...outputs.keys()].sort()).toEqual([...golden.expected.keys()].filter((k) => k.startsWith('out.')).sort());
+    for (const [key, got] of outputs) expectClose(got.data, golden.expected.get(key)!.data, toleranceOf(key), `${name} fused ${key}`);
+  });
+
+  it(`f16 with capture: every output and captured module output at NMSE ≤ ${F16_MAX_NMSE}, cosine ≥ ${F16_MIN_COSINE}`, async () => {
+    const outputs = await runComponent(rt, name, golden, 'f16', true);
+    for (const [key, want] of golden.expected) {
+      expect(outputs.get(key)?.shape, `${key} shape`).toEqual(want.shape);
+      expectF16Close(outputs.get(key)!.data, want.data, `${name} f16 ${key}`);
+    }
+  });
+
+  it.each(['f32', 'f16'] as const)('batch 1 (%s): each prompt alone gives its row of the batch-2 golden', async (dtype) => {
+    const model = await CLIPTextModel.fromPretrained(rt, fixture(`models/${name}`), { dtype });
+    try {
+      const ids = rows(golden.inputs.get('in.input_ids')!);
+      const mask = rows(golden.inputs.get('in.attention_mask')!);
+      const last = golden.expected.get('out.last_hidden_state')!;
+      const pooled = golden.expected.get('out.pooler_output')!;
+      const [, length, hidden] = last.shape;
+      for (let b = 0; b < ids.length; b++) {
+        const out = await model.forward([ids[b]], [mask[b]]);
+        expect(out.lastHiddenState.shape).toEqual([1, length, hidden]);
+        expect(out.hiddenStates).toBeUndefined();
+        expect(out.attentions).toBeUndefined();
+        const [gotLast, gotPooled] = await rt.readMany([out.lastHiddenState, out.poolerOutput]);
+        out.lastHiddenState.dispose();
+        out.poolerOutput.dispose();
+        const wantLast = last.data.subarray(b * length * hidden, (b + 1) * length * hidden);
+        const wantPooled = pooled.data.subarray(b * hidden, (b + 1) * hidden);
+        if (dtype === 'f32') {
+          expectClose(gotLast, wantLast, IO, `prompt ${b} last_hidden_state`);
+          expectClose(gotPooled, wantPooled, IO, `prompt ${b} pooler_output`);
+        } else {
+          expectF16Close(gotLast, wantLast, `prompt ${b} last_hidden_state`);
+          expectF16Close(gotPooled, wantPooled, `prompt ${b} pooler_output`);
+        }
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+describe('wuerstchen forward text_encoder (CLI)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'clip-forward-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes every golden tensor of io/text_encoder_decoder, captured module outputs included', async () => {
+    const out = join(dir, 'out.safetensors');
+    const inputs = fixture('io/text_encoder_decoder.safetensors');
+    const code = await main(['forward', 'text_encoder', '--model', fixture('models/text_encoder_decoder'), '--inputs', inputs, '--out', out, '--capture']);
+    expect(code).toBe(0);
+    const golden = await readGolden('text_encoder_decoder');
+    const file = await SafetensorsFile.open(await openFileSource(out));
+    try {
+      for (const [key, want] of golden.expected) {
+        expect(file.tensors.get(key)?.shape, `${key} shape`).toEqual(want.shape);
+        expectClose(await file.readF32(key), want.data, toleranceOf(key), `CLI ${key}`);
+      }
+    } finally {
+      await file.close();
+    }
+  });
+});
+
+describe('pooler_output row (transformers 4.57)', () => {
+  it('eos_token_id 2 (the released configs): the first position of the largest id', () => {
+    expect(poolerIndices([[49406, 320, 49407, 49407], [49406, 49407, 5, 49407]], 2)).toEqual([2, 1]);
+  });
+  it('any other eos_token_id: its first position, 0 when absent', () => {
+    expect(poolerIndices([[49406, 320, 49407, 49407], [49406, 320, 321, 322]], 49407)).toEqual([2, 0]);
+  });
+});
+
+// ---- loading ----------------------------------------------------------------------------------
+
+const readJson = async (path: string) => JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+
+/** Loads `specs` as a checkpoint in dry-run mode: keys and shapes only, no data read or uploaded. */
+async function dryRunLoad(reader: TensorReader, config: CLIPTextConfig, dtype: DType = 'f32'): Promise<WeightLoader> {
+  const loader = new WeightLoader(rt, reader, 'model.safetensors', dtype, { dryRun: true });
+  const model = await CLIPTextModel.load(loader, config);
+  model.dispose();
+  return loader;
+}
+
+describe('full-size checkpoints (manifests) load with every key used', () => {
+  const cases = [
+    { manifest: 'text_encoder_prior_bigG.json', config: 'wuerstchen-prior_text_encoder.json', hidden: 1280, layers: 32, heads: 20, mlp: 5120, tensors: 516 },
+    { manifest: 'text_encoder_decoder_vitH.json', config: 'wuerstchen_text_encoder.json', hidden: 1024, layers: 24, heads: 16, mlp: 4096, tensors: 388 },
+  ];
+  for (const c of cases) {
+    it(`${c.manifest}: the released config parses and all ${c.tensors} tensors load (f32 and f16)`, async () => {
+      const manifest = await readJson(fixture(`manifests/${c.manifest}`));
+      const configPath = fixture(`configs/${c.config}`);
+      const config = parseCLIPTextConfig(await readFile(configPath, 'utf8'), configPath);
+      expect(config).toEqual({
+        vocabSize: 49408,
+        hiddenSize: c.hidden,
+        intermediateSize: c.mlp,
+        numHiddenLayers: c.layers,
+        numAttentionHeads: c.heads,
+        maxPositionEmbeddings: 77,
+        hiddenAct: 'gelu',
+        layerNormEps: 1e-5,
+        eosTokenId: 2,
+      });
+      expect(parseCLIPTextConfig(JSON.stringify(manifest.config), 'manifest config')).toEqual(config);
+      expect(manifest.non_persistent_buffers_not_in_checkpoint).toEqual(['text_model.embeddings.position_ids']);
+      const specs = manifestTensors(manifest);
+      expect(specs).toHaveLength(c.tensors);
+      for (const dtype of ['f32', 'f16'] as const) {
+        const loader = await dryRunLoad(new SyntheticCheckpoint(specs, { dtype: 'F32', name: c.manifest }), config, dtype);
+        expect(loader.used.size).toBe(c.tensors);
+      }
+    });
+  }
+});
+
+describe('checkpoint errors', () => {
+  let specs: TensorSpec[];
+  let config: CLIPTextConfig;
+  beforeAll(async () => {
+    const dir = fixture('models/text_encoder_prior');
+    config = parseCLIPTextConfig(await readFile(`${dir}/config.json`, 'utf8'), 'config.json');
+    const file = await SafetensorsFile.open(await openFileSource(`${dir}/model.safetensors`));
+    specs = [...file.tensors.values()].map(({ name, shape }) => ({ name, shape }));
+    await file.close();
+  });
+  const checkpoint = (list: TensorSpec[]) => new SyntheticCheckpoint(list, { dtype: 'F32', name: 'model.safetensors' });
+
+  it('the tiny checkpoint has no position_ids (a non-persistent buffer) and loads with all 36 keys', async () => {
+    expect(specs.map((s) => s.name)).not.toContain('text_model.embeddings.position_ids');
+    expect((await dryRunLoad(checkpoint(specs), config)).used.size).toBe(36);
+  });
+
+  it('a missing key names the key and its expected shape', async () => {
+    const without = specs.filter((s) => s.name !== 'text_model.encoder.layers.1.mlp.fc2.bias');
+    await expect(dryRunLoad(checkpoint(without), config)).rejects.toThrow(
+      "model.safetensors: missing tensor 'text_model.encoder.layers.1.mlp.fc2.bias' (expected shape [32])",
+    );
+  });
+
+  it('a mis-shaped key names the key and both shapes', async () => {
+    const reshaped = specs.map((s) => (s.name === 'text_model.encoder.layers.0.mlp.fc1.weight' ? { ...s, shape: [32, 37] } : s));
+    await expect(dryRunLoad(checkpoint(reshaped), config)).rejects.toThrow(
+      "model.safetensors: tensor 'text_model.encoder.layers.0.mlp.fc1.weight' has shape [32, 37], expected [37, 32]",
+    );
+  });
+
+  it('an unknown key is reported as unused', async () => {
+    const extra = [...specs, { name: 'text_model.text_projection.weight', shape: [32, 32] }];
+    await expect(dryRunLoad(checkpoint(extra), config)).rejects.toThrow(
+      "model.safetensors: 1 tensor(s) not used by the model: 'text_model.text_projection.weight'",
+    );
+  });
+
+  it('position_ids, as checkpoints saved before transformers 4.31 hold it, is accepted and ignored', async () => {
+    const withIds = [...specs, { name: 'text_model.embeddings.position_ids', shape: [1, 77] }];
+    expect((await dryRunLoad(checkpoint(withIds), config)).used.size).toBe(37);
+  });
+});
+
+describe('config and input errors', () => {
+  it('an unsupported hidden_act', () => {
+    expect(() => parseCLIPTextConfig('{"hidden_act": "relu"}', 'config.json')).toThrow(
+      `config.json: 'hidden_act' "relu" is not supported (one of: gelu, quick_gelu)`,
+    );
+  });
+
+  it('a token id outside the vocabulary and a sequence longer than 77 positions', async () => {
+    const model = await CLIPTextModel.fromPretrained(rt, fixture('models/text_encoder_prior'));
+    try {
+      await expect(model.forward([[49406, 49408]], [[1, 1]])).rejects.toThrow(
+        'CLIPTextModel: input_ids[0][1] = 49408 is not a token id (vocab_size 49408)',
+      );
+      await expect(model.forward([new Array(78).fill(0)], [new Array(78).fill(1)])).rejects.toThrow(
+        'CLIPTextModel: sequence length 78 is more than max_position_embeddings 77',
+      );
+    } finally {
+      model.dispose();
+    }
+  });
+});

@@ -1,0 +1,347 @@
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { SafetensorsFile } from '../src/io/safetensors.js';
+import { chooseVariant, linear, matmul, type Activation, type MatmulVariant } from '../src/ops/matmul.js';
+import { openFileSource } from '../src/platform/file.js';
+import { f16BitsToF32, f32ToF16Bits } from '../src/runtime/dtype.js';
+import type { Tensor } from '../src/runtime/tensor.js';
+import { expectClose, type Tolerance } from './helpers/compare.js';
+import { getRuntime } from './helpers/gpu.js';
+
+const FIXTURES = fileURLToPath(new URL('./fixtures/ops/', import.meta.url));
+
+/** ../shared/golden/README.md §2: `ops/*`. */
+const GOLDEN: Tolerance = { atol: 1e-6, rtol: 1e-5 };
+/** ../shared/golden/README.md §2: `ops/f16_*` (f16 storage, f32 accumulation). */
+const GOLDEN_F16: Tolerance = { atol: 2e-3, rtol: 4e-3 };
+/** Against the f64 host reference below: f32 summation noise plus the activations' few ulp. */
+const HOST: Tolerance = { atol: 1e-5, rtol: 1e-4 };
+
+const ALL_VARIANTS: Required<MatmulVariant>[] = [
+  { tile: 'large', vec4: true },
+  { tile: 'large', vec4: false },
+  { tile: 'small', vec4: true },
+  { tile: 'small', vec4: false },
+];
+
+async function golden(name: string): Promise<SafetensorsFile> {
+  return SafetensorsFile.open(await openFileSource(FIXTURES + name + '.safetensors'));
+}
+
+async function uploadGolden(file: SafetensorsFile, name: string): Promise<Tensor> {
+  const rt = await getRuntime();
+  const info = file.tensors.get(name)!;
+  return info.dtype === 'F16'
+    ? rt.uploadF16Bits(await file.readF16Bits(name), info.shape, 'f16', name)
+    : rt.upload(await file.readF32(name), info.shape, 'f32', name);
+}
+
+/** Deterministic values in [-scale, scale) (mulberry32), rounded to f32 (or f16) like the GPU sees them. */
+function randomValues(n: number, seed: number, scale = 1, f16 = false): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    const v = (((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * 2 * scale - scale;
+    return f16 ? f16BitsToF32(f32ToF16Bits(v)) : v;
+  });
+}
+
+// ---- f64 host reference ---------------------------------------------------------------------
+
+/** erf in f64: Taylor series below 2.5, Lentz's continued fraction for erfc above. */
+function erf64(x: number): number {
+  const a = Math.abs(x);
+  let r: number;
+  if (a < 2.5) {
+    let term = a;
+    let sum = a;
+    for (let n = 1; n < 80; n++) {
+      term *= (-a * a) / n;
+      sum += term / (2 * n + 1);
+    }
+    r = (2 / Math.sqrt(Math.PI)) * sum;
+  } else {
+    // erfc(a) = exp(-a²)/√π · 1/(a + (1/2)/(a + 1/(a + (3/2)/(a + ...))))
+    let f = a;
+    let c = a;
+    let d = 0;
+    for (let n = 1; n < 200; n++) {
+      const an = n / 2;
+      d = 1 / (a + an * d);
+      c = a + an / c;
+      f *= c * d;
+    }
+    r = 1 - Math.exp(-a * a) / (Math.sqrt(Math.PI) * f);
+  }
+  return x < 0 ? -r : r;
+}
+
+const ACT64: Record<Activation | 'none', (v: number) => number> = {
+  none: (v) => v,
+  gelu: (v) => 0.5 * v * (1 + erf64(v / Math.SQRT2)),
+  silu: (v) => v / (1 + Math.exp(-v)),
+  leaky_relu: (v) => (v >= 0 ? v : 0.2 * v),
+  quick_gelu: (v) => v / (1 + Math.exp(-1.702 * v)),
+};
+
+interface HostGemm {
+  a: Float32Array;
+  b: Float32Array;
+  bias?: Float32Array;
+  residual?: Float32Array;
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  /** b is [batch, N, K] instead of [batch, K, N]. */
+  bNK: boolean;
+  alpha?: number;
+  act?: Activation;
+}
+
+function hostGemm(g: HostGemm): Float64Array {
+  const { m, n, k } = g;
+  const out = new Float64Array(g.batch * m * n);
+  for (let z = 0; z < g.batch; z++) {
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) {
+          const bv = g.bNK ? g.b[z * n * k + j * k + p] : g.b[z * k * n + p * n + j];
+          s += g.a[z * m * k + i * k + p] * bv;
+        }
+        const idx = z * m * n + i * n + j;
+        const v = ACT64[g.act ?? 'none'](s * (g.alpha ?? 1) + (g.bias ? g.bias[j] : 0));
+        out[idx] = v + (g.residual ? g.residual[idx] : 0);
+      }
+    }
+  }
+  return out;
+}
+
+// ---- golden cases -----------------------------------------------------------------------------
+
+describe('linear against PyTorch goldens (F.linear)', () => {
+  for (const name of ['linear_0', 'linear_1', 'linear_2']) {
+    it(`${name}: every variant matches (atol 1e-6, rtol 1e-5)`, async () => {
+      const rt = await getRuntime();
+      const file = await golden(name);
+      const x = await uploadGolden(file, 'x');
+      const w = await uploadGolden(file, 'weight');
+      const b = file.tensors.has('bias') ? await uploadGolden(file, 'bias') : undefined;
+      const expected = await file.readF32('out');
+      const outs = [linear(rt, x, w, b), ...ALL_VARIANTS.map((variant) => linear(rt, x, w, b, { variant }))];
+      expect(outs[0].shape).toEqual(file.tensors.get('out')!.shape);
+      const got = await rt.readMany(outs);
+      expectClose(got[0], expected, GOLDEN, `${name} (rule's choice)`);
+      ALL_VARIANTS.forEach((v, i) => expectClose(got[i + 1], expected, GOLDEN, `${name} ${v.tile} vec4=${v.vec4}`));
+      for (const t of [x, w, b, ...outs]) t?.dispose();
+    });
+  }
+
+  it('f16_linear_0: f16 storage, f32 accumulation matches the f32 result (atol 2e-3, rtol 4e-3)', async () => {
+    const rt = await getRuntime();
+    const file = await golden('f16_linear_0');
+    const x = await uploadGolden(file, 'x');
+    const w = await uploadGolden(file, 'weight');
+    const b = await uploadGolden(file, 'bias');
+    expect(x.dtype).toBe(rt.storageDType('f16'));
+    const expected = await file.readF32('out');
+    const outs = [linear(rt, x, w, b), linear(rt, x, w, b, { variant: { tile: 'large', vec4: false } })];
+    expect(outs[0].dtype).toBe(x.dtype);
+    const got = await rt.readMany(outs);
+    expectClose(got[0], expected, GOLDEN_F16, 'f16_linear_0 (rule: small, vec4)');
+    expectClose(got[1], expected, GOLDEN_F16, 'f16_linear_0 large scalar');
+    for (const t of [x, w, b, ...outs]) t.dispose();
+  });
+});
+
+describe('matmul against PyTorch goldens (torch.matmul)', () => {
+  it('matmul_0 [3,17,29] @ [3,29,13]: K, N not multiples of 4 (scalar loads), both tiles', async () => {
+    const rt = await getRuntime();
+    const file = await golden('matmul_0');
+    const a = await uploadGolden(file, 'a');
+    const b = await uploadGolden(file, 'b');
+    expect(chooseVariant(17, 13, 29, 3, false)).toEqual({ tile: 'small', vec4: false });
+    const outs = [matmul(rt, a, b), matmul(rt, a, b, { variant: { tile: 'large' } })];
+    const expected = await file.readF32('out');
+    const got = await rt.readMany(outs);
+    expect(outs[0].shape).toEqual([3, 17, 13]);
+    expectClose(got[0], expected, GOLDEN, 'matmul_0 small');
+    expectClose(got[1], expected, GOLDEN, 'matmul_0 large');
+    for (const t of [a, b, ...outs]) t.dispose();
+  });
+
+  it('matmul_1 [2,4,77,8] @ [2,4,8,92]: two batch dims, every variant', async () => {
+    const rt = await getRuntime();
+    const file = await golden('matmul_1');
+    const a = await uploadGolden(file, 'a');
+    const b = await uploadGolden(file, 'b');
+    const expected = await file.readF32('out');
+    const outs = ALL_VARIANTS.map((variant) => matmul(rt, a, b, { variant }));
+    const got = await rt.readMany(outs);
+    expect(outs[0].shape).toEqual([2, 4, 77, 92]);
+    ALL_VARIANTS.forEach((v, i) => expectClose(got[i], expected, GOLDEN, `matmul_1 ${v.tile} vec4=${v.vec4}`));
+    for (const t of [a, b, ...outs]) t.dispose();
+  });
+});
+
+// ---- fused epilogue and shapes off the tile grid, against the f64 host reference -----------------
+
+describe('linear fused epilogue against an f64 host reference (atol 1e-5, rtol 1e-4)', () => {
+  // M = 135 and N = 70 fit neither 32- nor 64-wide tiles; K = 36 allows vec4, K = 37 does not.
+  const cases: { act?: Activation; residual?: boolean; bias?: boolean; k: number; variant?: MatmulVariant }[] = [
+    { act: 'gelu', k: 36 },
+    { act: 'silu', k: 36, variant: { tile: 'large' } },
+    { act: 'leaky_relu', k: 37 },
+    { act: 'quick_gelu', k: 37, variant: { tile: 'large' } },
+    { residual: true, k: 36 },
+    { act: 'gelu', residual: true, k: 37, variant: { tile: 'large' } },
+    { act: 'silu', residual: true, bias: false, k: 36 },
+  ];
+  for (const c of cases) {
+    const what = `${c.bias === false ? 'no bias' : 'bias'} + ${c.act ?? 'no act'}${c.residual ? ' + residual' : ''}, K ${c.k}${c.variant ? `, ${c.variant.tile} tile` : ''}`;
+    it(what, async () => {
+      const rt = await getRuntime();
+      const [m0, m1, n, k] = [3, 45, 70, c.k];
+      const xs = randomValues(m0 * m1 * k, 1 + k, 2);
+      const ws = randomValues(n * k, 2 + k, 0.5);
+      const bs = c.bias === false ? undefined : randomValues(n, 3);
+      const rs = c.residual ? randomValues(m0 * m1 * n, 4) : undefined;
+      const x = rt.upload(xs, [m0, m1, k]);
+      const w = rt.upload(ws, [n, k]);
+      const b = bs && rt.upload(bs, [n]);
+      const r = rs && rt.upload(rs, [m0, m1, n]);
+      const y = linear(rt, x, w, b, { act: c.act, residual: r, variant: c.variant });
+      expect(y.shape).toEqual([m0, m1, n]);
+      const expected = hostGemm({ a: xs, b: ws, bias: bs, residual: rs, batch: 1, m: m0 * m1, n, k, bNK: true, act: c.act });
+      expectClose(await rt.read(y), expected, HOST, what);
+      for (const t of [x, w, b, r, y]) t?.dispose();
+    });
+  }
+
+  it('writes into opts.out; a single row (M = 1) and a single output (N = 1)', async () => {
+    const rt = await getRuntime();
+    const xs = randomValues(40, 11);
+    const ws = randomValues(3 * 40, 12);
+    const x = rt.upload(xs, [1, 40]);
+    const w = rt.upload(ws, [3, 40]);
+    const out = rt.empty([1, 3], 'f32');
+    expect(linear(rt, x, w, undefined, { out, act: 'gelu' })).toBe(out);
+    const w1 = rt.upload(ws.subarray(0, 40), [1, 40]);
+    const y1 = linear(rt, x, w1);
+    const [got, got1] = await rt.readMany([out, y1]);
+    expectClose(got, hostGemm({ a: xs, b: ws, batch: 1, m: 1, n: 3, k: 40, bNK: true, act: 'gelu' }), HOST, 'M = 1');
+    expectClose(got1, hostGemm({ a: xs, b: ws, batch: 1, m: 1, n: 1, k: 40, bNK: true }), HOST, 'N = 1');
+    for (const t of [x, w, out, w1, y1]) t.dispose();
+  });
+
+  it('f32 activations with f16 weights and bias (W alias), large tile', async () => {
+    const rt = await getRuntime();
+    const [m, n, k] = [70, 66, 44];
+    const xs = randomValues(m * k, 21);
+    const ws = randomValues(n * k, 22, 0.5, true);
+    const bs = randomValues(n, 23, 1, true);
+    const x = rt.upload(xs, [m, k]);
+    const w = rt.upload(ws, [n, k], 'f16');
+    const b = rt.upload(bs, [n], 'f16');
+    const y = linear(rt, x, w, b, { act: 'gelu', variant: { tile: 'large' } });
+    expect(y.dtype).toBe('f32');
+    const expected = hostGemm({ a: xs, b: ws, bias: bs, batch: 1, m, n, k, bNK: true, act: 'gelu' });
+    expectClose(await rt.read(y), expected, HOST, 'f32 x f16 weights');
+    for (const t of [x, w, b, y]) t.dispose();
+  });
+
+  it('f16 activations with residual, large tile: within f16 output rounding (atol 2e-3, rtol 4e-3)', async () => {
+    const rt = await getRuntime();
+    const [m, n, k] = [100, 72, 40];
+    const xs = randomValues(m * k, 31, 1, true);
+    const ws = randomValues(n * k, 32, 0.5, true);
+    const rs = randomValues(m * n, 33, 1, true);
+    const x = rt.upload(xs, [m, k], 'f16');
+    const w = rt.upload(ws, [n, k], 'f16');
+    const r = rt.upload(rs, [m, n], 'f16');
+    const y = linear(rt, x, w, undefined, { act: 'silu', residual: r, variant: { tile: 'large', vec4: true } });
+    const expected = hostGemm({ a: xs, b: ws, residual: rs, batch: 1, m, n, k, bNK: true, act: 'silu' });
+    expectClose(await rt.read(y), expected, GOLDEN_F16, 'f16 silu + residual');
+    for (const t of [x, w, r, y]) t.dispose();
+  });
+
+  it('GELU in the epilogue is exact-erf GELU to within 2 ulp-of-1 over [-10, 10] (identity weight)', async () => {
+    const rt = await getRuntime();
+    const n = 64;
+    const xs = Float32Array.from({ length: 64 * n }, (_, i) => -10 + (20 * i) / (64 * n - 1));
+    const eye = Float32Array.from({ length: n * n }, (_, i) => (i % (n + 1) === 0 ? 1 : 0));
+    const x = rt.upload(xs, [64, n]);
+    const w = rt.upload(eye, [n, n]);
+    const y = linear(rt, x, w, undefined, { act: 'gelu' });
+    const got = await rt.read(y);
+    let worst = 0;
+    got.forEach((v, i) => {
+      const ref = ACT64.gelu(xs[i]);
+      worst = Math.max(worst, Math.abs(v - ref) / Math.max(1, Math.abs(ref)));
+    });
+    expect(worst).toBeLessThanOrEqual(2 * 2 ** -23);
+    for (const t of [x, w, y]) t.dispose();
+  });
+});
+
+describe('batched matmul against an f64 host reference (atol 1e-5, rtol 1e-4)', () => {
+  const cases: { batch: number[]; m: number; n: number; k: number; transposeB: boolean; alpha?: number; variant?: MatmulVariant }[] = [
+    { batch: [1], m: 77, n: 92, k: 64, transposeB: true, alpha: 0.125 },
+    { batch: [3], m: 65, n: 33, k: 31, transposeB: true, variant: { tile: 'large' } },
+    { batch: [2, 3], m: 40, n: 68, k: 20, transposeB: false, alpha: -2, variant: { tile: 'large', vec4: true } },
+    { batch: [5], m: 9, n: 130, k: 17, transposeB: false, variant: { tile: 'small', vec4: false } },
+  ];
+  for (const c of cases) {
+    const what = `[${[...c.batch, c.m, c.k].join(',')}] @ ${c.transposeB ? 'ᵀ' : ''}[${[...c.batch, ...(c.transposeB ? [c.n, c.k] : [c.k, c.n])].join(',')}]` +
+      `${c.alpha !== undefined ? ` · ${c.alpha}` : ''}${c.variant ? ` (${c.variant.tile}${c.variant.vec4 === undefined ? '' : `, vec4=${c.variant.vec4}`})` : ''}`;
+    it(what, async () => {
+      const rt = await getRuntime();
+      const batch = c.batch.reduce((p, d) => p * d, 1);
+      const as = randomValues(batch * c.m * c.k, 41 + c.m);
+      const bs = randomValues(batch * c.k * c.n, 42 + c.n);
+      const a = rt.upload(as, [...c.batch, c.m, c.k]);
+      const b = rt.upload(bs, [...c.batch, ...(c.transposeB ? [c.n, c.k] : [c.k, c.n])]);
+      const y = matmul(rt, a, b, { transposeB: c.transposeB, alpha: c.alpha, variant: c.variant });
+      expect(y.shape).toEqual([...c.batch, c.m, c.n]);
+      const expected = hostGemm({ a: as, b: bs, batch, m: c.m, n: c.n, k: c.k, bNK: c.transposeB, alpha: c.alpha });
+      expectClose(await rt.read(y), expected, HOST, what);
+      for (const t of [a, b, y]) t.dispose();
+    });
+  }
+});
+
+describe('variant rule and input checks', () => {
+  it('picks small tiles for skinny shapes and large tiles for Stage C GEMMs; vec4 when aligned', () => {
+    expect(chooseVariant(77, 768, 768, 1, true)).toEqual({ tile: 'small', vec4: true });
+    expect(chooseVariant(1152, 6144, 1536, 1, true)).toEqual({ tile: 'large', vec4: true });
+    expect(chooseVariant(1152, 1536, 6144, 1, true)).toEqual({ tile: 'large', vec4: true });
+    expect(chooseVariant(64, 30, 8, 1, false)).toEqual({ tile: 'small', vec4: false });
+  });
+
+  it('rejects mismatched shapes, dtypes, forced vec4 on unaligned K and an out aliasing an input', async () => {
+    const rt = await getRuntime();
+    const x = rt.upload(randomValues(2 * 6, 51), [2, 6]);
+    const w = rt.upload(randomValues(3 * 6, 52), [3, 6]);
+    const w5 = rt.upload(randomValues(3 * 5, 53), [3, 5]);
+    const b4 = rt.upload(randomValues(4, 54), [4]);
+    expect(() => linear(rt, x, w5)).toThrow('linear: weight [3, 5] does not match input [2, 6] (expected [N, 6])');
+    expect(() => linear(rt, x, w, b4)).toThrow('linear: bias [4] does not match weight [3, 6] (expected [3])');
+    expect(() => linear(rt, x, w, undefined, { residual: x })).toThrow('linear: residual [2, 6] f32 must be [2, 3] f32');
+    expect(() => linear(rt, x, w, undefined, { variant: { vec4: true } })).toThrow(
+      'linear: vec4 loads need K % 4 == 0 (M 2, N 3, K 6)',
+    );
+    const r = rt.upload(randomValues(6, 55), [2, 3]);
+    expect(() => linear(rt, x, w, undefined, { residual: r, out: r })).toThrow(
+      'linear: out overlaps an input; WebGPU forbids a written binding aliasing another',
+    );
+    expect(() => matmul(rt, x, w)).toThrow('matmul: inner dims differ: a [2, 6], b [3, 6]');
+    expect(() => matmul(rt, x.reshape([1, 2, 6]), w)).toThrow(
+      'matmul: a [1, 2, 6] and b [3, 6] need the same batch dims and rank >= 2',
+    );
+    for (const t of [x, w, w5, b4, r]) t.dispose();
+  });
+});
