@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { conv2d, prepareConv2dWeight, type Conv2dKernel, type Conv2dOptions } from '../src/ops/conv2d.js';
+import type { ConvTile } from '../src/ops/conv_gemm.js';
 import {
   convTranspose2d,
   prepareConvTranspose2dWeight,
@@ -94,11 +95,11 @@ function runConvTranspose2d(name: string, opts: ConvTranspose2dOptions, dtype: D
 const F32_ONLY = { x: 'f32', weight: 'f32' } as const;
 const F16_ONLY = { x: 'f16', weight: 'f16' } as const;
 
-// Each golden case with the options of its reference call and the kernels that apply: the fast one
-// first, then the general scalar implicit GEMM forced on the same case.
+// Each golden case with the options of its reference call and the kernels that apply: the one chosen
+// by default first, then the others (always including the general scalar implicit GEMM) forced on.
 const CONV2D_CASES: { name: string; opts: Conv2dOptions; kernels: Conv2dKernel[] }[] = [
-  { name: 'conv2d_1x1_0', opts: {}, kernels: ['implicit_gemm_vec4', 'implicit_gemm'] },
-  { name: 'conv2d_1x1_1', opts: {}, kernels: ['implicit_gemm_vec4', 'implicit_gemm'] },
+  { name: 'conv2d_1x1_0', opts: {}, kernels: ['pointwise', 'implicit_gemm_vec4', 'implicit_gemm'] },
+  { name: 'conv2d_1x1_1', opts: {}, kernels: ['pointwise', 'implicit_gemm_vec4', 'implicit_gemm'] },
   { name: 'conv2d_3x3_p1_0', opts: { padding: 1 }, kernels: ['implicit_gemm_vec4', 'implicit_gemm'] },
   { name: 'conv2d_3x3_p1_1', opts: { padding: 1 }, kernels: ['implicit_gemm'] },
   { name: 'conv2d_depthwise3x3_p1_0', opts: { padding: 1, groups: 16 }, kernels: ['depthwise', 'implicit_gemm'] },
@@ -119,21 +120,32 @@ const CONV2D_CASES: { name: string; opts: Conv2dOptions; kernels: Conv2dKernel[]
   },
 ];
 
+// Golden shapes are small, so the implicit GEMM picks its small tile by default; each implicit-GEMM
+// case also runs with the large tile forced.
+const tilesFor = (kernel: string): (ConvTile | undefined)[] => (kernel.startsWith('implicit_gemm') ? [undefined, 'large'] : [undefined]);
+const tileText = (tile: ConvTile | undefined) => (tile ? `, ${tile} tile` : '');
+
 describe('conv2d against PyTorch goldens (f32: atol 1e-6, rtol 1e-5)', () => {
   for (const { name, opts, kernels } of CONV2D_CASES) {
     for (const kernel of kernels) {
-      it(`${name} [${kernel}]`, () => runConv2d(name, { ...opts, kernel }, F32_ONLY, F32));
+      for (const tile of tilesFor(kernel)) {
+        it(`${name} [${kernel}${tileText(tile)}]`, () => runConv2d(name, { ...opts, kernel, tile }, F32_ONLY, F32));
+      }
     }
   }
 });
 
 describe('conv2d in f16 (f16 storage, f32 accumulation; atol 2e-3, rtol 4e-3 against the f32 result)', () => {
   // Golden f16 cases: inputs stored as f16, `out` computed from them in f32.
-  it('f16_conv2d_1x1_0 [implicit_gemm_vec4]', () => runConv2d('f16_conv2d_1x1_0', {}, F16_ONLY, F16));
+  it('f16_conv2d_1x1_0 [pointwise]', () => runConv2d('f16_conv2d_1x1_0', {}, F16_ONLY, F16));
+  it('f16_conv2d_1x1_0 [implicit_gemm_vec4]', () =>
+    runConv2d('f16_conv2d_1x1_0', { kernel: 'implicit_gemm_vec4' }, F16_ONLY, F16));
   it('f16_conv2d_1x1_0 [implicit_gemm]', () => runConv2d('f16_conv2d_1x1_0', { kernel: 'implicit_gemm' }, F16_ONLY, F16));
   it('f16_conv2d_3x3_0 [implicit_gemm_vec4]', () => runConv2d('f16_conv2d_3x3_0', { padding: 1 }, F16_ONLY, F16));
   it('f16_conv2d_3x3_0 [implicit_gemm]', () =>
     runConv2d('f16_conv2d_3x3_0', { padding: 1, kernel: 'implicit_gemm' }, F16_ONLY, F16));
+  it('f16_conv2d_3x3_0 [implicit_gemm_vec4, large tile]', () =>
+    runConv2d('f16_conv2d_3x3_0', { padding: 1, tile: 'large' }, F16_ONLY, F16));
 
   // f32 goldens with inputs rounded to f16 on upload.
   for (const name of [
@@ -162,7 +174,10 @@ const CONV_TRANSPOSE2D_CASES: { name: string; opts: ConvTranspose2dOptions }[] =
 describe('conv_transpose2d against PyTorch goldens', () => {
   for (const { name, opts } of CONV_TRANSPOSE2D_CASES) {
     for (const kernel of ['implicit_gemm_vec4', 'implicit_gemm'] as const) {
-      it(`${name} [${kernel}] (atol 1e-6, rtol 1e-5)`, () => runConvTranspose2d(name, { ...opts, kernel }, 'f32', F32));
+      for (const tile of tilesFor(kernel)) {
+        it(`${name} [${kernel}${tileText(tile)}] (atol 1e-6, rtol 1e-5)`, () =>
+          runConvTranspose2d(name, { ...opts, kernel, tile }, 'f32', F32));
+      }
     }
   }
   for (const { name, opts } of [CONV_TRANSPOSE2D_CASES[0], CONV_TRANSPOSE2D_CASES[2]]) {
@@ -185,6 +200,7 @@ describe('conv2d against a float64 CPU reference (shapes no golden covers; atol 
     weightShape: number[],
     opts: ConvReferenceOptions,
     kernel: Conv2dKernel,
+    tile?: ConvTile,
   ) {
     const x = values(xShape.reduce((a, b) => a * b), 1);
     const w = values(weightShape.reduce((a, b) => a * b), 2);
@@ -199,6 +215,7 @@ describe('conv2d against a float64 CPU reference (shapes no golden covers; atol 
       groups: opts.groups,
       paddingMode: opts.replicate ? 'replicate' : 'zeros',
       kernel,
+      tile,
     });
     expect(out.shape).toEqual(ref.shape);
     expectClose(await rt.read(out), ref.data, F32, kernel);
@@ -206,10 +223,13 @@ describe('conv2d against a float64 CPU reference (shapes no golden covers; atol 
   }
 
   const pointwise: ConvReferenceOptions = { stride: [1, 1], padding: [0, 0], groups: 1, replicate: false };
-  it('1×1 over 180 rows × 72 channels, K 20: several row and column tiles, partial K tile [implicit_gemm_vec4]', () =>
-    check([2, 9, 10, 20], [72, 20, 1, 1], pointwise, 'implicit_gemm_vec4'));
-  it('1×1 over 180 rows × 70 channels, K 19 [implicit_gemm]', () =>
-    check([2, 9, 10, 19], [70, 19, 1, 1], pointwise, 'implicit_gemm'));
+  for (const tile of ['small', 'large'] as const) {
+    it(`1×1 over 180 rows × 72 channels, K 20: several row and column tiles, partial K tile [implicit_gemm_vec4, ${tile} tile]`, () =>
+      check([2, 9, 10, 20], [72, 20, 1, 1], pointwise, 'implicit_gemm_vec4', tile));
+    it(`1×1 over 180 rows × 70 channels, K 19 [implicit_gemm, ${tile} tile]`, () =>
+      check([2, 9, 10, 19], [70, 19, 1, 1], pointwise, 'implicit_gemm', tile));
+  }
+  it('1×1 over 180 rows × 72 channels, K 20 [pointwise]', () => check([2, 9, 10, 20], [72, 20, 1, 1], pointwise, 'pointwise'));
   it('depthwise 3×3 with 6 channels (one channel per thread), batch 3 [depthwise]', () =>
     check([3, 5, 11, 6], [6, 1, 3, 3], { stride: [1, 1], padding: [1, 1], groups: 6, replicate: false }, 'depthwise'));
   it('depthwise 3×3 with 6 channels, replication padding [depthwise]', () =>
@@ -253,6 +273,16 @@ describe('conv input checks', () => {
     const w = rt.empty([3, 3, 8, 8], 'f32');
     expect(() => conv2d(rt, x, w, undefined, { padding: 1, kernel: 'depthwise' })).toThrow(
       'conv2d: the depthwise kernel needs a 3×3 kernel, groups = channels, stride 1 and equal padding; got 3×3, 1 groups of 8 channels, stride 1×1, padding 1×1',
+    );
+    x.dispose();
+    w.dispose();
+  });
+
+  it('rejects forcing the pointwise kernel onto a strided 1×1 convolution', () => {
+    const x = rt.empty([1, 4, 4, 8], 'f32');
+    const w = rt.empty([1, 1, 8, 8], 'f32');
+    expect(() => conv2d(rt, x, w, undefined, { stride: 2, kernel: 'pointwise' })).toThrow(
+      'conv2d: the pointwise kernel needs a 1×1 kernel, 1 group, stride 1 and no padding; got 1×1, 1 groups, stride 2×2, padding 0×0',
     );
     x.dispose();
     w.dispose();

@@ -7,6 +7,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   forward: { summary: 'run one model component on golden-named inputs (research harness)', load: async () => (await import('./commands/forward.js')).forward },
   tokenize: { summary: 'CLIP token ids and attention masks of prompts (JSON in, JSON out)', load: async () => (await import('./commands/tokenize.js')).tokenize },
   inspect: { summary: 'List the tensors and metadata of a safetensors file or sharded index', load: async () => (await import('./commands/inspect.js')).inspect },
+  vqgan: { summary: 'Stage A (Paella VQGAN): roundtrip a PNG through encode and decode', load: async () => (await import('./commands/vqgan.js')).vqgan },
 };
 
 function help(): string {

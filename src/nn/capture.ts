@@ -21,9 +21,18 @@ export class Capture {
    * `layout: 'nhwc'` converts [B, H, W, C] to PyTorch's NCHW on readback.
    */
   record(modulePath: string, t: Tensor, layout: CaptureLayout = 'same'): void {
-    const seen = this.counts.get(modulePath) ?? 0;
-    this.counts.set(modulePath, seen + 1);
-    const name = `act.${modulePath}.out${seen ? `@${seen}` : ''}`;
+    this.push(`act.${modulePath}.out`, t, layout);
+  }
+
+  /** An argument a module was called with, as `act.<module path>.in.<argument>` (e.g. ResBlockStageB's `x_skip`). */
+  recordInput(modulePath: string, argument: string, t: Tensor, layout: CaptureLayout = 'same'): void {
+    this.push(`act.${modulePath}.in.${argument}`, t, layout);
+  }
+
+  private push(base: string, t: Tensor, layout: CaptureLayout): void {
+    const seen = this.counts.get(base) ?? 0;
+    this.counts.set(base, seen + 1);
+    const name = `${base}${seen ? `@${seen}` : ''}`;
     this.entries.push({ name, tensor: this.rt.keep(this.rt.copy(t)), layout });
   }
 

@@ -6,18 +6,20 @@
  * [3, 3, C] with channels contiguous. `prepareConv2dWeight` reorders PyTorch's [Cout, Cin/groups,
  * kH, kW] once at load time.
  *
- * Kernels: depthwise 3×3 (its own channel-vectorised kernel); everything else the implicit GEMM,
- * in vec4 form when channels per group are multiples of 4 (1×1, k2s2, k4s2p1 and dense 3×3 at model
- * sizes) and in scalar form otherwise.
+ * Kernels: 1×1 is `linear` over the tokens (matmul.ts); depthwise 3×3 has its own channel-vectorised
+ * kernel; everything else is the implicit GEMM (conv_gemm.ts), in vec4 form when channels per group
+ * are multiples of 4 (k2s2, k4s2p1 and dense 3×3 at model sizes) and in scalar form otherwise. Any
+ * case can be forced onto the implicit GEMM.
  */
 import type { Runtime } from '../runtime/device.js';
 import type { DType } from '../runtime/dtype.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { Params } from '../runtime/uniform_arena.js';
-import { checkVec4, dispatchConvGemm, vec4Applies } from './conv_gemm.js';
+import { checkVec4, dispatchConvGemm, vec4Applies, type ConvTile } from './conv_gemm.js';
+import { linear } from './matmul.js';
 
 export type PaddingMode = 'zeros' | 'replicate';
-export type Conv2dKernel = 'depthwise' | 'implicit_gemm_vec4' | 'implicit_gemm';
+export type Conv2dKernel = 'pointwise' | 'depthwise' | 'implicit_gemm_vec4' | 'implicit_gemm';
 
 export interface Conv2dOptions {
   stride?: number | readonly [number, number];
@@ -27,6 +29,8 @@ export interface Conv2dOptions {
   paddingMode?: PaddingMode;
   /** Forces a kernel (tests use it to check every path); by default the fastest that applies. */
   kernel?: Conv2dKernel;
+  /** Forces the implicit GEMM's tile size (tests, benchmarks). */
+  tile?: ConvTile;
 }
 
 const DEPTHWISE = { WG: 64, PX: 4 } as const;
@@ -115,8 +119,19 @@ function depthwiseApplies(s: ConvShape): boolean {
   );
 }
 
+function pointwiseApplies(s: ConvShape): boolean {
+  const ones = (p: [number, number], v: number) => p[0] === v && p[1] === v;
+  return s.kh === 1 && s.kw === 1 && s.groups === 1 && ones(s.stride, 1) && ones(s.padding, 0);
+}
+
 function chooseKernel(s: ConvShape, forced: Conv2dKernel | undefined): Conv2dKernel {
   const vec4 = vec4Applies(s.cinPerGroup, s.cout / s.groups);
+  if (forced === 'pointwise' && !pointwiseApplies(s)) {
+    throw new Error(
+      `conv2d: the pointwise kernel needs a 1×1 kernel, 1 group, stride 1 and no padding; ` +
+        `got ${s.kh}×${s.kw}, ${s.groups} groups, stride ${s.stride.join('×')}, padding ${s.padding.join('×')}`,
+    );
+  }
   if (forced === 'depthwise' && !depthwiseApplies(s)) {
     throw new Error(
       `conv2d: the depthwise kernel needs a 3×3 kernel, groups = channels, stride 1 and equal padding; ` +
@@ -125,6 +140,7 @@ function chooseKernel(s: ConvShape, forced: Conv2dKernel | undefined): Conv2dKer
   }
   if (forced === 'implicit_gemm_vec4') checkVec4('conv2d', s.cinPerGroup, s.cout / s.groups);
   if (forced) return forced;
+  if (pointwiseApplies(s)) return 'pointwise';
   if (depthwiseApplies(s)) return 'depthwise';
   return vec4 ? 'implicit_gemm_vec4' : 'implicit_gemm';
 }
@@ -137,6 +153,7 @@ function chooseKernel(s: ConvShape, forced: Conv2dKernel | undefined): Conv2dKer
 export function conv2d(rt: Runtime, x: Tensor, weight: Tensor, bias: Tensor | undefined, opts: Conv2dOptions = {}): Tensor {
   const s = resolveShape(x, weight, bias, opts);
   const kernel = chooseKernel(s, opts.kernel);
+  if (kernel === 'pointwise') return linear(rt, x, weight.reshape([s.cout, s.inC]), bias);
   const replicate = opts.paddingMode === 'replicate';
   const out = rt.empty([s.batch, s.outH, s.outW, s.cout], x.dtype, 'conv2d');
   if (kernel === 'depthwise') {
@@ -163,6 +180,7 @@ export function conv2d(rt: Runtime, x: Tensor, weight: Tensor, bias: Tensor | un
     outOffset: [0, 0],
     replicate,
     vec4: kernel === 'implicit_gemm_vec4',
+    tile: opts.tile,
   });
   return out;
 }
@@ -182,6 +200,5 @@ function depthwise(rt: Runtime, x: Tensor, weight: Tensor, bias: Tensor | undefi
     inputs: bias ? [x, weight, bias] : [x, weight],
     outputs: [out],
     workgroups: rt.grid(items, DEPTHWISE.WG),
-    work: out.size * 9,
   });
 }

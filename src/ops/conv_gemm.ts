@@ -8,10 +8,20 @@ import type { Runtime } from '../runtime/device.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { Params } from '../runtime/uniform_arena.js';
 
-/** 16 × 16 threads, 4 × 4 outputs each: 64 × 64 tiles, K in steps of 16. */
-const TILE = { WG_M: 16, WG_N: 16, BK: 16 } as const;
-const BM = 4 * TILE.WG_M;
-const BN = 4 * TILE.WG_N;
+/**
+ * 'large': 16×16 threads × 4×4 outputs (64×64 tiles, K step 16). 'small': 8×8 threads × 4×4 outputs
+ * (32×32 tiles, K step 32), for convolutions whose outputs make too few large tiles to fill the GPU
+ * (Stage B's deepest down/up-samplers: 256 positions × 1280 channels).
+ */
+export type ConvTile = 'large' | 'small';
+
+const TILES: Record<ConvTile, { WG_M: number; WG_N: number; BK: number }> = {
+  large: { WG_M: 16, WG_N: 16, BK: 16 },
+  small: { WG_M: 8, WG_N: 8, BK: 32 },
+};
+
+/** Below this many 64×64 tiles the large variant leaves GPU cores idle. */
+const LARGE_TILE_MIN_WORKGROUPS = 256;
 
 type Pair = readonly [number, number];
 
@@ -40,6 +50,8 @@ export interface ConvGemmGeometry {
   replicate: boolean;
   /** One vec4 per load and store; needs Cin/groups and Cout/groups divisible by 4. */
   vec4: boolean;
+  /** Forces a tile size; by default chosen from the number of output tiles. */
+  tile: ConvTile | undefined;
 }
 
 export function vec4Applies(cinPerGroup: number, coutPerGroup: number): boolean {
@@ -61,7 +73,9 @@ export function dispatchConvGemm(rt: Runtime, g: ConvGemmGeometry): void {
   const rows = batch * g.grid[0] * g.grid[1];
   if (rows === 0) return;
   const k = g.taps[0] * g.taps[1] * g.cinPerGroup;
-  const tiles = Math.ceil(rows / BM) * Math.ceil(g.coutPerGroup / BN);
+  const largeTiles = Math.ceil(rows / 64) * Math.ceil(g.coutPerGroup / 64) * g.groups;
+  const tile = TILES[g.tile ?? (largeTiles >= LARGE_TILE_MIN_WORKGROUPS ? 'large' : 'small')];
+  const tiles = Math.ceil(rows / (4 * tile.WG_M)) * Math.ceil(g.coutPerGroup / (4 * tile.WG_N));
   const [wx, wy] = rt.grid(tiles, 1);
   const flags = [g.vec4 && 'VEC4', g.bias && 'HAS_BIAS', g.replicate && 'REPLICATE'].filter((f): f is string => !!f);
   const params = new Params()
@@ -70,12 +84,11 @@ export function dispatchConvGemm(rt: Runtime, g: ConvGemmGeometry): void {
     .u32(g.weightTap0, g.weightTapStep[0], g.weightTapStep[1])
     .u32(outH, outW, outC, g.coutPerGroup, g.outStep[0], g.outStep[1], g.outOffset[0], g.outOffset[1]);
   rt.dispatch({
-    kernel: { shader: 'conv2d.wgsl', flags, consts: TILE, dtypes: { T: g.x.dtype, W: g.weight.dtype } },
+    kernel: { shader: 'conv2d.wgsl', flags, consts: tile, dtypes: { T: g.x.dtype, W: g.weight.dtype } },
     label: g.label,
     params: params.data(),
     inputs: g.bias ? [g.x, g.weight, g.bias] : [g.x, g.weight],
     outputs: [g.out],
     workgroups: [wx, wy, g.groups],
-    work: rows * g.coutPerGroup * g.groups * k,
   });
 }

@@ -11,7 +11,7 @@
 import type { Runtime } from '../runtime/device.js';
 import type { DType } from '../runtime/dtype.js';
 import type { Tensor } from '../runtime/tensor.js';
-import { checkVec4, dispatchConvGemm, vec4Applies } from './conv_gemm.js';
+import { checkVec4, dispatchConvGemm, vec4Applies, type ConvTile } from './conv_gemm.js';
 
 export type ConvTranspose2dKernel = 'implicit_gemm_vec4' | 'implicit_gemm';
 
@@ -20,6 +20,8 @@ export interface ConvTranspose2dOptions {
   padding?: number | readonly [number, number];
   /** Forces a kernel (tests use it to check every path); by default vec4 where channels allow. */
   kernel?: ConvTranspose2dKernel;
+  /** Forces the implicit GEMM's tile size (tests, benchmarks). */
+  tile?: ConvTile;
 }
 
 const pair = (v: number | readonly [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
@@ -111,6 +113,7 @@ export function convTranspose2d(
         outOffset: [py.phase, px.phase],
         replicate: false,
         vec4,
+        tile: opts.tile,
       });
     }
   }

@@ -7,7 +7,12 @@ import { CliError, parseArgs, type Command } from '../command.js';
 
 // Components are loaded lazily so a run only compiles the model it needs.
 const components: Record<string, () => Promise<ForwardComponent>> = {
+  decoder: async () => (await import('../../models/stage_b/decoder_component.js')).decoderComponent,
+  prior: async () => (await import('../../models/stage_c/prior_component.js')).priorComponent,
   text_encoder: async () => (await import('../../models/clip/text_encoder_component.js')).textEncoderComponent,
+  'vqgan.encode': async () => (await import('../../models/vqgan/vqgan_components.js')).vqganEncodeComponent,
+  'vqgan.quantize': async () => (await import('../../models/vqgan/vqgan_components.js')).vqganQuantizeComponent,
+  'vqgan.decode': async () => (await import('../../models/vqgan/vqgan_components.js')).vqganDecodeComponent,
 };
 
 const USAGE =
@@ -39,7 +44,10 @@ function toWrite(t: NamedTensor): TensorToWrite {
 export const forward: Command = {
   name: 'forward',
   summary: 'run one model component on a safetensors file of inputs (golden tensor names)',
-  usage: `${USAGE}\n\ncomponents: ${Object.keys(components).join(', ')}`,
+  usage:
+    `${USAGE}\n\ncomponents: ${Object.keys(components).join(', ')}\n\n` +
+    "vqgan.encode reads 'in.image'; vqgan.quantize and vqgan.decode read the latents as 'encode.latents' " +
+    '(vqgan.encode\'s output), so a golden io/vqgan file is a valid input to all three.',
   async run(argv) {
     const args = parseArgs(argv, { values: ['model', 'inputs', 'out', 'dtype'], switches: ['capture'] });
     const [name] = args.positional;

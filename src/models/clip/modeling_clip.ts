@@ -41,21 +41,24 @@ export interface CLIPTextModelOutput {
   attentions?: Tensor[];
 }
 
-/** What every layer's attention needs to know about the masks of one batch. */
-interface AttentionMasks {
-  /** [B, L] f32 copy of the 2-D attention_mask; absent when the caller gave none. */
-  keyPaddingMask?: Tensor;
-}
-
 /** Per-call state threaded through the modules. */
 interface ForwardState {
   rt: Runtime;
-  masks: AttentionMasks;
+  /** [B, L] f32 copy of the 2-D attention_mask; absent when the caller gave none. */
+  keyPaddingMask?: Tensor;
   outputAttentions: boolean;
   capture?: Capture;
 }
 
 const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+
+/** `record(name, t)` stores t as the output of module `<path>.<name>` when capturing; returns t either way. */
+function recorderFor(capture: Capture | undefined, path: string): (name: string, t: Tensor) => Tensor {
+  return (name, t) => {
+    capture?.record(`${path}.${name}`, t);
+    return t;
+  };
+}
 
 class Linear {
   private constructor(
@@ -105,18 +108,17 @@ class LayerNorm {
 class HostEmbedding {
   private constructor(
     readonly table: Float32Array | Uint16Array,
-    readonly rows: number,
     readonly dim: number,
   ) {}
 
   static async load(scope: WeightScope, rows: number, dim: number, dtype: DType): Promise<HostEmbedding> {
     const shape = [rows, dim];
-    if (dtype === 'f32') return new HostEmbedding(await scope.host('weight', shape), rows, dim);
+    if (dtype === 'f32') return new HostEmbedding(await scope.host('weight', shape), dim);
     const { loader } = scope;
     loader.shapeOf(scope.key('weight'), shape);
     // Dry runs check the key and shape only; the stand-in table is never looked up.
     const bits = loader.options.dryRun ? new Uint16Array(1) : await loader.reader.readF16Bits(scope.key('weight'));
-    return new HostEmbedding(bits, rows, dim);
+    return new HostEmbedding(bits, dim);
   }
 
   /** Rows `ids` as f32 values [ids.length, dim] (f16 tables widen exactly). */
@@ -200,13 +202,13 @@ class CLIPAttention {
    * out_proj GEMM, except under a capture, which needs out_proj's own output.
    */
   forward(state: ForwardState, hiddenStates: Tensor, residual: Tensor): { out: Tensor; probs?: Tensor } {
-    const { rt, capture, masks } = state;
-    const record = (name: string, t: Tensor) => (capture?.record(`${this.path}.${name}`, t), t);
+    const { rt, capture } = state;
+    const record = recorderFor(capture, this.path);
     const queries = record('q_proj', this.qProj.forward(rt, hiddenStates));
     const keys = record('k_proj', this.kProj.forward(rt, hiddenStates));
     const values = record('v_proj', this.vProj.forward(rt, hiddenStates));
     // transformers' causal mask plus the padding mask, each finfo.min where it applies (−inf where both).
-    const maskOptions = { heads: this.numHeads, causal: true, keyPaddingMask: masks.keyPaddingMask };
+    const maskOptions = { heads: this.numHeads, causal: true, keyPaddingMask: state.keyPaddingMask };
     const attnOutput = attention(rt, queries, keys, values, maskOptions);
     const probs = state.outputAttentions ? attentionProbs(rt, queries, keys, maskOptions) : undefined;
     const { weight, bias } = this.outProj;
@@ -248,7 +250,7 @@ class CLIPMLP {
       const h = linear(rt, hiddenStates, this.fc1.weight, this.fc1.bias, { act: this.activationFn });
       return linear(rt, h, this.fc2.weight, this.fc2.bias, { residual });
     }
-    const record = (name: string, t: Tensor) => (capture.record(`${this.path}.${name}`, t), t);
+    const record = recorderFor(capture, this.path);
     let h = record('fc1', this.fc1.forward(rt, hiddenStates));
     h = record('activation_fn', activation(rt, h, this.activationFn));
     return add(rt, residual, record('fc2', this.fc2.forward(rt, h)));
@@ -280,8 +282,8 @@ class CLIPEncoderLayer {
   }
 
   forward(state: ForwardState, hiddenStates: Tensor): { out: Tensor; probs?: Tensor } {
-    const { rt, capture } = state;
-    const record = (name: string, t: Tensor) => (capture?.record(`${this.path}.${name}`, t), t);
+    const { rt } = state;
+    const record = recorderFor(state.capture, this.path);
     let residual = hiddenStates;
     let h = record('layer_norm1', this.layerNorm1.forward(rt, hiddenStates));
     const attn = this.selfAttn.forward(state, h, residual);
@@ -375,7 +377,7 @@ class CLIPTextTransformer {
     const keyPaddingMask = attentionMask && rt.upload(attentionMask.flat(), [batch, length], 'f32', 'attention_mask');
     const state: ForwardState = {
       rt,
-      masks: { keyPaddingMask },
+      keyPaddingMask,
       outputAttentions: options.outputAttentions ?? false,
       capture: options.capture,
     };

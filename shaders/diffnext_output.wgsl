@@ -1,0 +1,34 @@
+// WuerstchenDiffNeXt's last step (return_noise=True): a, b = clf(x).chunk(2, dim=1);
+// b = sigmoid(b) · (1 − 2·eps) + eps; out = (x_in − a) / b.
+// `head` is the NHWC output of clf [B, H, W, 2C]; x_in and the result are NCHW [B, C, H, W], so
+// the chunk and the layout change happen in the same gather. f32 arithmetic, torch's order of steps.
+
+struct Params {
+  n: u32,
+  channels: u32,
+  hw: u32,
+  // 1 − 2·eps, rounded to f32 once as torch does with the Python scalar.
+  gate_scale: f32,
+  eps: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x_in: array<T>;
+@group(0) @binding(2) var<storage, read> head: array<T>;
+@group(0) @binding(3) var<storage, read_write> out: array<T>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= params.n) {
+    return;
+  }
+  let c = (i / params.hw) % params.channels;
+  let batch = i / (params.hw * params.channels);
+  let pos = batch * params.hw + i % params.hw;
+  let a = f32(head[pos * 2u * params.channels + c]);
+  let logit = f32(head[pos * 2u * params.channels + params.channels + c]);
+  let gate = 1.0 / (1.0 + exp(-logit));
+  let b = gate * params.gate_scale + params.eps;
+  out[i] = T((f32(x_in[i]) - a) / b);
+}
