@@ -44,8 +44,13 @@ struct Params {
 var<workgroup> k_tile: array<vec4<f32>, BK * D4>;
 var<workgroup> v_tile: array<vec4<f32>, BK * D4>;
 #if PADDING_MASK
-var<workgroup> pad_level: array<f32, BK>;
+// How many masks hit each key of the tile from padding: 0 or 1, four keys per vec4.
+var<workgroup> pad_level: array<vec4<f32>, BK / 4u>;
 #endif
+
+fn hsum(x: vec4<f32>) -> f32 {
+  return (x.x + x.y) + (x.z + x.w);
+}
 
 @compute @workgroup_size(BQ)
 fn main(
@@ -66,7 +71,7 @@ fn main(
   let lq = params.lq;
   let lk = params.lk;
 
-  // Invocations past the last query still stage tiles; they just compute on a copy of it.
+  // Invocations past the last query still stage tiles; they compute on a copy of the last query.
   let i = q_tile * BQ + lid;
   let qi = min(i, lq - 1u);
   let q_base = (b * lq + qi) * row + h * D4;
@@ -97,47 +102,56 @@ fn main(
 #if PADDING_MASK
     for (var j = lid; j < BK; j += BQ) {
       let key = t0 + j;
-      pad_level[j] = select(0.0, 1.0, key < lk && f32(keep[b * lk + min(key, lk - 1u)]) != 1.0);
+      pad_level[j / 4u][j % 4u] = select(0.0, 1.0, key < lk && f32(keep[b * lk + min(key, lk - 1u)]) != 1.0);
     }
 #endif
     workgroupBarrier();
 
-    var s: array<f32, BK>;
-    var tile_max = UNUSED;
-    for (var j = 0u; j < BK; j++) {
-      var dot4 = vec4<f32>(0.0);
+    // Four keys per step: four independent dot products, one max check, one exp2 of a vec4.
+    for (var j = 0u; j < BK; j += 4u) {
+      var d0 = vec4<f32>(0.0);
+      var d1 = vec4<f32>(0.0);
+      var d2 = vec4<f32>(0.0);
+      var d3 = vec4<f32>(0.0);
       for (var c = 0u; c < D4; c++) {
-        dot4 = fma(q_reg[c], k_tile[j * D4 + c], dot4);
+        let qc = q_reg[c];
+        d0 = fma(qc, k_tile[j * D4 + c], d0);
+        d1 = fma(qc, k_tile[(j + 1u) * D4 + c], d1);
+        d2 = fma(qc, k_tile[(j + 2u) * D4 + c], d2);
+        d3 = fma(qc, k_tile[(j + 3u) * D4 + c], d3);
       }
-      var score = (dot4.x + dot4.y) + (dot4.z + dot4.w);
-      let key = t0 + j;
-      var level = 0.0;
+      var s = vec4<f32>(hsum(d0), hsum(d1), hsum(d2), hsum(d3));
+      let keys = vec4<u32>(t0 + j) + vec4<u32>(0u, 1u, 2u, 3u);
+      var level = vec4<f32>(0.0);
 #if PADDING_MASK
-      level += pad_level[j];
+      level += pad_level[j / 4u];
 #endif
 #if CAUSAL
-      level += select(0.0, 1.0, key > qi);
+      level += select(vec4<f32>(0.0), vec4<f32>(1.0), keys > vec4<u32>(qi));
 #endif
-      score = select(score, -MASKED * level, level > 0.0);
-      score = select(UNUSED, score, key < lk);
-      s[j] = score;
-      tile_max = max(tile_max, score);
-    }
+      s = select(s, -MASKED * level, level > vec4<f32>(0.0));
+      s = select(vec4<f32>(UNUSED), s, keys < vec4<u32>(lk));
 
-    let m_new = max(m, tile_max);
-    let alpha = exp2(m - m_new);
-    l *= alpha;
-    for (var c = 0u; c < D4; c++) {
-      o[c] *= alpha;
-    }
-    for (var j = 0u; j < BK; j++) {
-      let p = exp2(s[j] - m_new);
-      l += p;
+      // Online softmax: rescale what was accumulated only when the running max grows, which
+      // after the first keys is rare.
+      let m_new = max(m, max(max(s.x, s.y), max(s.z, s.w)));
+      if (m_new > m) {
+        let alpha = exp2(m - m_new);
+        l *= alpha;
+        for (var c = 0u; c < D4; c++) {
+          o[c] *= alpha;
+        }
+        m = m_new;
+      }
+      let p = exp2(s - vec4<f32>(m));
+      l += hsum(p);
       for (var c = 0u; c < D4; c++) {
-        o[c] = fma(vec4<f32>(p), v_tile[j * D4 + c], o[c]);
+        var acc = fma(vec4<f32>(p.x), v_tile[j * D4 + c], o[c]);
+        acc = fma(vec4<f32>(p.y), v_tile[(j + 1u) * D4 + c], acc);
+        acc = fma(vec4<f32>(p.z), v_tile[(j + 2u) * D4 + c], acc);
+        o[c] = fma(vec4<f32>(p.w), v_tile[(j + 3u) * D4 + c], acc);
       }
     }
-    m = m_new;
   }
 
   if (i < lq) {

@@ -93,8 +93,10 @@ fn row_origin(row: u32) -> RowOrigin {
   );
 }
 
-// Element offset of input pixel (iy, ix) of the origin's image; -1 when it lies in zero padding.
-fn pixel_offset(o: RowOrigin, iy_in: i32, ix_in: i32) -> i32 {
+const IN_PADDING: u32 = 0xffffffffu;
+
+// Element offset of input pixel (iy, ix) of the origin's image; IN_PADDING when it lies in zero padding.
+fn pixel_offset(o: RowOrigin, iy_in: i32, ix_in: i32) -> u32 {
   var iy = iy_in;
   var ix = ix_in;
 #if REPLICATE
@@ -102,10 +104,10 @@ fn pixel_offset(o: RowOrigin, iy_in: i32, ix_in: i32) -> i32 {
   ix = clamp(ix, 0, i32(params.in_w) - 1);
 #else
   if (iy < 0 || ix < 0 || iy >= i32(params.in_h) || ix >= i32(params.in_w)) {
-    return -1;
+    return IN_PADDING;
   }
 #endif
-  return i32((o.image + u32(iy) * params.in_w + u32(ix)) * params.in_c);
+  return (o.image + u32(iy) * params.in_w + u32(ix)) * params.in_c;
 }
 
 // Reduction index k → (ty, tx, ci) as (tap row, tap column, channel within the group).
@@ -122,10 +124,10 @@ fn input_value(o: RowOrigin, k: u32, group: u32) -> vec4<f32> {
   }
   let t = split_k(k);
   let p = pixel_offset(o, o.iy + params.tap_dir * i32(t.x), o.ix + params.tap_dir * i32(t.y));
-  if (p < 0) {
+  if (p == IN_PADDING) {
     return vec4<f32>(0.0);
   }
-  return vec4<f32>(x[(u32(p) + group * params.cin_g + t.z) / 4u]);
+  return vec4<f32>(x[(p + group * params.cin_g + t.z) / 4u]);
 #else
   var v = vec4<f32>(0.0);
   for (var j = 0u; j < 4u; j++) {
@@ -133,8 +135,8 @@ fn input_value(o: RowOrigin, k: u32, group: u32) -> vec4<f32> {
     if (o.valid && kj < params.k) {
       let t = split_k(kj);
       let p = pixel_offset(o, o.iy + params.tap_dir * i32(t.x), o.ix + params.tap_dir * i32(t.y));
-      if (p >= 0) {
-        v[j] = f32(x[u32(p) + group * params.cin_g + t.z]);
+      if (p != IN_PADDING) {
+        v[j] = f32(x[p + group * params.cin_g + t.z]);
       }
     }
   }

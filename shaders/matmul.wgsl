@@ -3,11 +3,13 @@
 // `a` is [batch, M, K] (type T). B comes from `b` (type W) stored [batch, N, K] when B_NK is set
 // (PyTorch Linear weights, transposeB) and [batch, K, N] otherwise; a batch stride of 0 shares it.
 //
-// Tiling: WG_M × WG_N threads compute a (4·WG_M) × (4·WG_N) block of `out`, stepping K by TK.
-// Both operand tiles sit in workgroup memory k-major as vec4s, so one k step is two vec4 reads and
-// 16 FMAs per thread. A thread owns 4 consecutive rows (one vec4 of tile_a) and the 4 columns
-// tx + WG_N·j (one vec4 of tile_b, packed that way at load): neighbouring threads read neighbouring
-// vec4s (no bank conflicts) and store neighbouring columns (coalesced).
+// Tiling: WG_M × WG_N threads compute a (RM·WG_M) × (4·WG_N) block of `out`, stepping K by TK.
+// Both operand tiles sit in workgroup memory k-major as vec4s, so one k step is RM/4 + 1 vec4 reads
+// and 4·RM FMAs per thread. A thread owns RM consecutive rows (RM/4 vec4s of tile_a) and the 4
+// columns tx + WG_N·j (one vec4 of tile_b, packed that way at load): neighbouring threads read
+// neighbouring vec4s (no bank conflicts) and store neighbouring columns (coalesced).
+// RM is 4 or 8 (ROWS8). The accumulators are named variables, not an array: NVIDIA's compiler
+// moved an indexed accumulator array to local memory once the epilogue held an activation (8× slower).
 // VEC4 reads global memory 4 elements at a time along the contiguous axis (the caller guarantees
 // K % 4 == 0, and N % 4 == 0 when B is [K, N]); without it every element is read on its own.
 
@@ -20,7 +22,7 @@ const ACT_LEAKY_RELU = 3u;
 const ACT_QUICK_GELU = 4u;
 const LEAKY_RELU_SLOPE = 0.2;
 
-const TM = 4u * WG_M;
+const TM = RM * WG_M;
 const TN = 4u * WG_N;
 const THREADS = WG_M * WG_N;
 
@@ -56,13 +58,13 @@ const RESIDUAL_BINDINGS = 0u;
 #endif
 @group(0) @binding(3u + BIAS_BINDINGS + RESIDUAL_BINDINGS) var<storage, read_write> out: array<T>;
 
-// tile_a[k · WG_M + r / 4][r % 4] = A[m0 + r, k0 + k]
-var<workgroup> tile_a: array<vec4<f32>, TK * WG_M>;
+// tile_a[k · TM/4 + r / 4][r % 4] = A[m0 + r, k0 + k]
+var<workgroup> tile_a: array<vec4<f32>, TK * TM / 4u>;
 // tile_b[k · WG_N + c % WG_N][c / WG_N] = B[k0 + k, n0 + c]
 var<workgroup> tile_b: array<vec4<f32>, TK * WG_N>;
 
 fn put_a(k: u32, row: u32, v: f32) {
-  tile_a[k * WG_M + row / 4u][row % 4u] = v;
+  tile_a[k * (TM / 4u) + row / 4u][row % 4u] = v;
 }
 
 fn put_b(k: u32, col: u32, v: f32) {
@@ -178,6 +180,28 @@ fn activate(v: f32) -> f32 {
   return v;
 }
 
+// Epilogue for one row of a thread's outputs: columns n, n + WG_N, n + 2·WG_N, n + 3·WG_N.
+fn store_row(out_base: u32, m: u32, n: u32, acc: vec4<f32>) {
+  if (m >= params.m) {
+    return;
+  }
+  for (var j = 0u; j < 4u; j++) {
+    let col = n + WG_N * j;
+    if (col < params.n) {
+      let idx = out_base + m * params.n + col;
+      var v = acc[j] * params.alpha;
+#if BIAS
+      v += f32(bias[col]);
+#endif
+      v = activate(v);
+#if RESIDUAL
+      v += f32(residual[idx]);
+#endif
+      out[idx] = T(v);
+    }
+  }
+}
+
 @compute @workgroup_size(WG_N, WG_M)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let tx = lid.x;
@@ -189,42 +213,50 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   let a_base = z * params.a_batch_stride;
   let b_base = z * params.b_batch_stride;
 
-  var acc: array<vec4<f32>, 4>;
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+#if ROWS8
+  var acc4 = vec4<f32>(0.0);
+  var acc5 = vec4<f32>(0.0);
+  var acc6 = vec4<f32>(0.0);
+  var acc7 = vec4<f32>(0.0);
+#endif
+  let a_col = ty * (RM / 4u);
   for (var k0 = 0u; k0 < params.k; k0 += TK) {
     workgroupBarrier();
     load_a_tile(tid, a_base, m0, k0);
     load_b_tile(tid, b_base, n0, k0);
     workgroupBarrier();
     for (var kk = 0u; kk < TK; kk++) {
-      let av = tile_a[kk * WG_M + ty];
       let bv = tile_b[kk * WG_N + tx];
-      acc[0] = fma(vec4<f32>(av.x), bv, acc[0]);
-      acc[1] = fma(vec4<f32>(av.y), bv, acc[1]);
-      acc[2] = fma(vec4<f32>(av.z), bv, acc[2]);
-      acc[3] = fma(vec4<f32>(av.w), bv, acc[3]);
+      let a0 = tile_a[kk * (TM / 4u) + a_col];
+      acc0 = fma(vec4<f32>(a0.x), bv, acc0);
+      acc1 = fma(vec4<f32>(a0.y), bv, acc1);
+      acc2 = fma(vec4<f32>(a0.z), bv, acc2);
+      acc3 = fma(vec4<f32>(a0.w), bv, acc3);
+#if ROWS8
+      let a1 = tile_a[kk * (TM / 4u) + a_col + 1u];
+      acc4 = fma(vec4<f32>(a1.x), bv, acc4);
+      acc5 = fma(vec4<f32>(a1.y), bv, acc5);
+      acc6 = fma(vec4<f32>(a1.z), bv, acc6);
+      acc7 = fma(vec4<f32>(a1.w), bv, acc7);
+#endif
     }
   }
 
   let out_base = z * params.out_batch_stride;
-  for (var i = 0u; i < 4u; i++) {
-    let m = m0 + 4u * ty + i;
-    if (m >= params.m) {
-      break;
-    }
-    for (var j = 0u; j < 4u; j++) {
-      let n = n0 + tx + WG_N * j;
-      if (n < params.n) {
-        let idx = out_base + m * params.n + n;
-        var v = acc[i][j] * params.alpha;
-#if BIAS
-        v += f32(bias[n]);
+  let row = m0 + RM * ty;
+  let col = n0 + tx;
+  store_row(out_base, row, col, acc0);
+  store_row(out_base, row + 1u, col, acc1);
+  store_row(out_base, row + 2u, col, acc2);
+  store_row(out_base, row + 3u, col, acc3);
+#if ROWS8
+  store_row(out_base, row + 4u, col, acc4);
+  store_row(out_base, row + 5u, col, acc5);
+  store_row(out_base, row + 6u, col, acc6);
+  store_row(out_base, row + 7u, col, acc7);
 #endif
-        v = activate(v);
-#if RESIDUAL
-        v += f32(residual[idx]);
-#endif
-        out[idx] = T(v);
-      }
-    }
-  }
 }

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../src/io/safetensors.js';
-import { chooseVariant, linear, matmul, type Activation, type MatmulVariant } from '../src/ops/matmul.js';
+import { chooseVariant, linear, matmul, type Activation, type MatmulVariant, type TileConfig } from '../src/ops/matmul.js';
 import { openFileSource } from '../src/platform/file.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/runtime/dtype.js';
 import type { Tensor } from '../src/runtime/tensor.js';
@@ -312,6 +312,40 @@ describe('batched matmul against an f64 host reference (atol 1e-5, rtol 1e-4)', 
       for (const t of [a, b, y]) t.dispose();
     });
   }
+});
+
+describe('custom tile configurations (tuning path) against an f64 host reference (atol 1e-5, rtol 1e-4)', () => {
+  // A tall, narrow thread block with a short K step, not one of the named tiles.
+  const tile: TileConfig = { WG_M: 4, WG_N: 16, RM: 8, TK: 8 };
+  for (const vec4 of [true, false]) {
+    it(`RM 8, 4×16 threads, K step 8, vec4=${vec4}: linear + gelu and matmul on off-grid shapes`, async () => {
+      const rt = await getRuntime();
+      const [m, n, k] = [45, 68, 36];
+      const xs = randomValues(m * k, 61);
+      const ws = randomValues(n * k, 62);
+      const bs = randomValues(n, 63);
+      const x = rt.upload(xs, [m, k]);
+      const w = rt.upload(ws, [n, k]);
+      const b = rt.upload(bs, [n]);
+      const bKN = rt.upload(ws, [1, k, n]);
+      const y = linear(rt, x, w, b, { act: 'gelu', variant: { tile, vec4 } });
+      const z = matmul(rt, x.reshape([1, m, k]), bKN, { variant: { tile, vec4 } });
+      const [gy, gz] = await rt.readMany([y, z]);
+      expectClose(gy, hostGemm({ a: xs, b: ws, bias: bs, batch: 1, m, n, k, bNK: true, act: 'gelu' }), HOST, 'linear');
+      expectClose(gz, hostGemm({ a: xs, b: ws, batch: 1, m, n, k, bNK: false }), HOST, 'matmul');
+      for (const t of [x, w, b, bKN, y, z]) t.dispose();
+    });
+  }
+
+  it('rejects a configuration the shader cannot tile', async () => {
+    const rt = await getRuntime();
+    const x = rt.upload(randomValues(8, 71), [2, 4]);
+    const bad: TileConfig = { WG_M: 4, WG_N: 4, RM: 6, TK: 8 };
+    expect(() => linear(rt, x, x, undefined, { variant: { tile: bad } })).toThrow(
+      'linear: tile {"WG_M":4,"WG_N":4,"RM":6,"TK":8}: RM must be 4 or 8 and TK a multiple of 4',
+    );
+    x.dispose();
+  });
 });
 
 describe('variant rule and input checks', () => {

@@ -68,7 +68,7 @@ export class SyntheticCheckpoint implements TensorReader {
   readonly tensors: ReadonlyMap<string, TensorInfo>;
   readonly metadata: Readonly<Record<string, string>> = { format: 'pt' };
   private readonly unit: Float32Array;
-  private readonly scaled = new Map<number, { f32: Float32Array; f16: Uint16Array }>();
+  private readonly scaled = new Map<number, { f32: Float32Array; f16?: Uint16Array }>();
 
   constructor(specs: readonly TensorSpec[], readonly options: SyntheticCheckpointOptions) {
     const size = options.dtype === 'F16' ? 2 : 4;
@@ -89,20 +89,18 @@ export class SyntheticCheckpoint implements TensorReader {
     return info;
   }
 
-  private table(scale: number): { f32: Float32Array; f16: Uint16Array } {
+  /** The unit table scaled for one tensor, as f32 and (converted on first use) as f16 bits. */
+  private table(scale: number, as: 'f32' | 'f16'): Float32Array | Uint16Array {
     let t = this.scaled.get(scale);
-    if (!t) {
-      const f32 = this.unit.map((v) => v * scale);
-      t = { f32, f16: f32ArrayToF16Bits(f32) };
-      this.scaled.set(scale, t);
-    }
-    return t;
+    if (!t) this.scaled.set(scale, (t = { f32: this.unit.map((v) => v * scale) }));
+    if (as === 'f32') return t.f32;
+    t.f16 ??= f32ArrayToF16Bits(t.f32);
+    return t.f16;
   }
 
   /** Elements [start, start + out.length) of the tensor, in the representation of `out`. */
   private fill(info: TensorInfo, start: number, out: Float32Array | Uint16Array): void {
-    const t = this.table(scaleOf(info.shape));
-    const src = out instanceof Float32Array ? t.f32 : t.f16;
+    const src = this.table(scaleOf(info.shape), out instanceof Float32Array ? 'f32' : 'f16');
     let pos = (hashName(info.name) + start) % TABLE_SIZE;
     for (let done = 0; done < out.length; ) {
       const n = Math.min(out.length - done, TABLE_SIZE - pos);

@@ -33,7 +33,7 @@ export class Capture {
     const seen = this.counts.get(base) ?? 0;
     this.counts.set(base, seen + 1);
     const name = `${base}${seen ? `@${seen}` : ''}`;
-    this.entries.push({ name, tensor: this.rt.keep(this.rt.copy(t)), layout });
+    this.entries.push({ name, tensor: this.rt.detach(this.rt.copy(t)), layout });
   }
 
   async read(): Promise<Map<string, HostTensor>> {

@@ -2,7 +2,7 @@ import type { Runtime } from '../runtime/device.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { Params } from '../runtime/uniform_arena.js';
 
-/** Workgroup tiling of the attention kernel: queries per workgroup (one per invocation), keys per step. */
+/** Workgroup tiling of the attention kernel: queries per workgroup (one per invocation), keys staged per step (a multiple of 4). */
 export interface AttentionTiles {
   queries: number;
   keys: number;
@@ -43,6 +43,9 @@ function chooseTiles(rt: Runtime, lq: number, headDim: number): AttentionTiles {
 }
 
 function checkTiles(rt: Runtime, tiles: AttentionTiles, headDim: number): void {
+  if (!Number.isInteger(tiles.queries) || tiles.queries < 1 || !Number.isInteger(tiles.keys) || tiles.keys < 4 || tiles.keys % 4) {
+    throw new Error(`attention: tiles need a positive query count and a key count that is a multiple of 4; got ${tiles.queries} × ${tiles.keys}`);
+  }
   const bytes = workgroupBytes(tiles, headDim);
   const { maxComputeWorkgroupStorageSize: limit, maxComputeInvocationsPerWorkgroup: invocations } = rt.limits;
   if (bytes > limit || tiles.queries > invocations) {

@@ -19,9 +19,17 @@ const ACT_ID: Record<Activation | 'none', number> = { none: 0, gelu: 1, silu: 2,
  */
 export type MatmulTile = 'large' | 'small';
 
-const TILES: Record<MatmulTile, { WG_M: number; WG_N: number; TK: number }> = {
-  large: { WG_M: 16, WG_N: 16, TK: 16 },
-  small: { WG_M: 8, WG_N: 8, TK: 32 },
+/** Threads WG_M × WG_N, each computing RM (4 or 8) rows × 4 columns of outputs; K step TK. */
+export interface TileConfig {
+  WG_M: number;
+  WG_N: number;
+  RM: number;
+  TK: number;
+}
+
+const TILES: Record<MatmulTile, TileConfig> = {
+  large: { WG_M: 16, WG_N: 16, RM: 8, TK: 16 },
+  small: { WG_M: 8, WG_N: 8, RM: 4, TK: 32 },
 };
 
 /** Below this many 64×64 tiles the large variant leaves GPU cores idle. */
@@ -29,7 +37,8 @@ const LARGE_TILE_MIN_WORKGROUPS = 256;
 
 /** Forces a kernel variant; unset fields are chosen from the shape. */
 export interface MatmulVariant {
-  tile?: MatmulTile;
+  /** A named tile, or any configuration (for tuning on a new GPU). */
+  tile?: MatmulTile | TileConfig;
   /** vec4 global loads; needs K % 4 == 0 (and N % 4 == 0 when B is [K, N]). */
   vec4?: boolean;
 }
@@ -155,6 +164,17 @@ export function chooseVariant(m: number, n: number, k: number, batch: number, bN
   };
 }
 
+function checkTile(rt: Runtime, label: string, cfg: TileConfig): TileConfig {
+  const bytes = 4 * cfg.TK * (cfg.RM * cfg.WG_M + 4 * cfg.WG_N);
+  if ((cfg.RM !== 4 && cfg.RM !== 8) || cfg.TK % 4) {
+    throw new Error(`${label}: tile ${JSON.stringify(cfg)}: RM must be 4 or 8 and TK a multiple of 4`);
+  }
+  if (bytes > rt.limits.maxComputeWorkgroupStorageSize || cfg.WG_M * cfg.WG_N > rt.limits.maxComputeInvocationsPerWorkgroup) {
+    throw new Error(`${label}: tile ${JSON.stringify(cfg)} needs ${bytes} bytes of workgroup memory and ${cfg.WG_M * cfg.WG_N} threads, more than this device allows`);
+  }
+  return cfg;
+}
+
 function overlaps(x: Tensor, y: Tensor): boolean {
   return x.buffer === y.buffer && x.byteOffset < y.byteOffset + y.byteSize && y.byteOffset < x.byteOffset + x.byteSize;
 }
@@ -170,8 +190,8 @@ function gemm(rt: Runtime, g: Gemm): void {
   if (vec4 && !chosen.vec4) {
     throw new Error(`${g.label}: vec4 loads need K % 4 == 0${g.bNK ? '' : ' and N % 4 == 0'} (M ${g.m}, N ${g.n}, K ${g.k})`);
   }
-  const { WG_M, WG_N, TK } = TILES[tile];
-  const groups = [Math.ceil(g.n / (4 * WG_N)), Math.ceil(g.m / (4 * WG_M)), g.batch] as const;
+  const cfg = typeof tile === 'string' ? TILES[tile] : checkTile(rt, g.label, tile);
+  const groups = [Math.ceil(g.n / (4 * cfg.WG_N)), Math.ceil(g.m / (cfg.RM * cfg.WG_M)), g.batch] as const;
   const maxGroups = rt.limits.maxComputeWorkgroupsPerDimension;
   if (groups.some((c) => c > maxGroups)) {
     throw new Error(`${g.label}: grid [${groups.join(', ')}] exceeds ${maxGroups} workgroups per dimension`);
@@ -179,6 +199,7 @@ function gemm(rt: Runtime, g: Gemm): void {
   if (g.out.size === 0) return;
   const flags = [
     ...(vec4 ? ['VEC4'] : []),
+    ...(cfg.RM === 8 ? ['ROWS8'] : []),
     ...(g.bNK ? ['B_NK'] : []),
     ...(g.bias ? ['BIAS'] : []),
     ...(g.residual ? ['RESIDUAL'] : []),
@@ -187,7 +208,7 @@ function gemm(rt: Runtime, g: Gemm): void {
     kernel: {
       shader: 'matmul.wgsl',
       flags,
-      consts: { WG_M, WG_N, TK, ACT: ACT_ID[g.act] },
+      consts: { ...cfg, ACT: ACT_ID[g.act] },
       dtypes: { T: g.a.dtype, W: g.b.dtype },
     },
     label: g.label,

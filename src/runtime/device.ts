@@ -50,8 +50,8 @@ export class Runtime implements TensorOwner {
 
   private scopes: Set<Tensor>[] = [];
   private firstError: GpuError | DeviceLostError | null = null;
-  /** Seconds of GPU time per unit of recorded work, learned from readbacks. */
-  private secondsPerWork = 0;
+  /** Seconds of GPU time per unit of recorded work, from recent readbacks. */
+  private readonly recentRates: number[] = [];
 
   private constructor(ctx: GpuContext, options: RuntimeOptions) {
     this.gpu = ctx;
@@ -167,6 +167,9 @@ export class Runtime implements TensorOwner {
     let result: T;
     try {
       result = await fn();
+    } catch (err) {
+      for (const t of scope) t.dispose();
+      throw err;
     } finally {
       this.scopes.pop();
     }
@@ -177,6 +180,12 @@ export class Runtime implements TensorOwner {
       else t.dispose();
     }
     return result;
+  }
+
+  /** Takes a tensor out of every scope: it lives until disposed explicitly. */
+  detach<T extends Tensor>(t: T): T {
+    for (const scope of this.scopes) scope.delete(t);
+    return t;
   }
 
   /** Moves a tensor out of the current scope into the enclosing one. */
@@ -219,20 +228,24 @@ export class Runtime implements TensorOwner {
   /**
    * Waits for all submitted work without spinning a CPU core: Dawn's Node binding busy-polls while
    * a map is pending, which on small machines steals the cores the (software) GPU computes on.
-   * So first sleep for the expected GPU time (learned from earlier waits), then map.
+   * So first sleep for most of the expected GPU time, then map. The rate is the smallest of the
+   * recent observations: a wait that also covered queued uploads overstates it, and sleeping too
+   * little only costs some polling, while sleeping too long costs wall time.
    */
-  private async waitMapped(buffer: GPUBuffer, work: number): Promise<void> {
+  private async waitFor(done: () => Promise<unknown>, work: number): Promise<void> {
     const start = performance.now();
-    const expected = work * this.secondsPerWork * 1000;
-    if (expected > 2) await sleep(expected * 0.85);
+    const rate = this.recentRates.length ? Math.min(...this.recentRates) : 0;
+    const expectedMs = work * rate * 1000;
+    if (expectedMs > 2) await sleep(expectedMs * 0.85);
     const lost = this.device.lost.then(() => {
       throw new DeviceLostError('GPU device lost while waiting for results');
     });
-    await Promise.race([buffer.mapAsync(GPUMapMode.READ), lost]);
+    await Promise.race([done(), lost]);
     const elapsed = (performance.now() - start) / 1000;
-    if (work > 0) {
-      const observed = elapsed / work;
-      this.secondsPerWork = this.secondsPerWork ? 0.7 * this.secondsPerWork + 0.3 * observed : observed;
+    // Tiny batches measure dispatch overhead, not throughput.
+    if (work >= 1e5 && elapsed > 0.002) {
+      this.recentRates.push(elapsed / work);
+      if (this.recentRates.length > 8) this.recentRates.shift();
     }
   }
 
@@ -250,7 +263,7 @@ export class Runtime implements TensorOwner {
     });
     this.recorder.flush();
     try {
-      await this.waitMapped(staging, this.recorder.takeWork());
+      await this.waitFor(() => staging.mapAsync(GPUMapMode.READ), this.recorder.takeWork());
       this.checkErrors();
       const all = new Uint8Array(staging.getMappedRange().slice(0));
       offset = 0;
@@ -281,7 +294,10 @@ export class Runtime implements TensorOwner {
 
   /** Waits until everything recorded so far has run; surfaces asynchronous GPU errors. */
   async sync(): Promise<void> {
-    await this.readBytes([]);
+    this.checkErrors();
+    this.recorder.flush();
+    await this.waitFor(() => this.device.queue.onSubmittedWorkDone(), this.recorder.takeWork());
+    this.checkErrors();
   }
 
   destroy(): void {

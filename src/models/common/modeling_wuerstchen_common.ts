@@ -42,9 +42,9 @@ export class Linear {
 }
 
 /**
- * `Linear` followed by an activation (nn.Sequential(Linear, act) or the reverse order's first two
- * steps). Fused into the GEMM epilogue, except while capturing: then the pre-activation output is
- * recorded under `linearPath` and the activation runs on its own, recorded under `actPath`.
+ * `Linear` then an activation (e.g. channelwise.0 → channelwise.1). Fused into the GEMM epilogue,
+ * except while capturing: then the Linear's output is recorded under `linearPath` and the
+ * activation runs on its own, recorded under `actPath`.
  */
 export function linearAct(
   rt: Runtime,
@@ -237,12 +237,14 @@ export class Attention {
     const v = this.toV.forward(rt, encoder);
     capture?.record(`${p}.to_v`, v);
     const attended = attention(rt, q, k, v, { heads: this.heads });
-    if (!capture) return this.toOut.forward(rt, attended, { residual: residual?.reshape(q.shape) }).reshape(shape);
-    const out = this.toOut.forward(rt, attended);
-    capture.record(`${p}.to_out.0`, out);
-    const restored = out.reshape(shape);
-    capture.record(p, restored, shape.length === 4 ? 'nhwc' : 'same');
-    return residual ? add(rt, restored, residual) : restored;
+    // to_out writes through a token view of an owning tensor of `hidden`'s shape, so callers get no view back.
+    const out = rt.empty(shape, hidden.dtype, 'attention');
+    const outTokens = out.reshape(tokens.shape);
+    this.toOut.forward(rt, attended, { out: outTokens, residual: capture ? undefined : residual?.reshape(tokens.shape) });
+    if (!capture) return out;
+    capture.record(`${p}.to_out.0`, outTokens);
+    capture.record(p, out, shape.length === 4 ? 'nhwc' : 'same');
+    return residual ? add(rt, out, residual) : out;
   }
 
   parameters(): Tensor[] {

@@ -476,7 +476,7 @@ export class WuerstchenDiffNeXt {
     for (const [i, level] of this.downBlocks.entries()) {
       let effnetC: Tensor | undefined;
       for (const block of level) {
-        if (block instanceof ResBlockStageB && !effnetC) effnetC = await this.effnetCondition(i, h, cond);
+        if (block instanceof ResBlockStageB) effnetC ??= this.effnetCondition(i, h, cond);
         h = await this.step(block, h, effnetC, cond, levelOutputs);
       }
       effnetC?.dispose();
@@ -493,7 +493,7 @@ export class WuerstchenDiffNeXt {
       for (const [j, block] of level.entries()) {
         let skip: Tensor | undefined;
         if (block instanceof ResBlockStageB) {
-          effnetC ??= await this.effnetCondition(this.downBlocks.length + i, h, cond);
+          effnetC ??= this.effnetCondition(this.downBlocks.length + i, h, cond);
           const levelSkip = j === 0 && i > 0 ? levelOutputs[i] : undefined;
           skip = levelSkip && effnetC ? concatChannels(this.rt, [levelSkip, effnetC]) : (levelSkip ?? effnetC);
         }
@@ -521,7 +521,7 @@ export class WuerstchenDiffNeXt {
   }
 
   /** effnet_mappers[index] applied to the effnet resized to h's spatial size; undefined where that mapper is None. */
-  private async effnetCondition(index: number, h: Tensor, cond: Conditioning): Promise<Tensor | undefined> {
+  private effnetCondition(index: number, h: Tensor, cond: Conditioning): Tensor | undefined {
     const mapper = this.effnetMappers[index];
     if (!mapper) return undefined;
     const resized = cond.effnet.at(h.shape[1], h.shape[2]);

@@ -115,6 +115,9 @@ export class WuerstchenPrior {
 
   private static async load(rt: Runtime, root: WeightScope, config: WuerstchenPriorConfig): Promise<WuerstchenPrior> {
     const { c_in, c, c_cond, c_r, depth, nhead } = config;
+    const projection = await Linear.loadConv1x1(root.pp('projection'), c_in, c);
+    const condMapper0 = await Linear.load(root.pp('cond_mapper').pp(0), c_cond, c);
+    const condMapper2 = await Linear.load(root.pp('cond_mapper').pp(2), c, c);
     const blocks: Block[] = [];
     const scope = root.pp('blocks');
     for (let i = 0; i < depth; i++) {
@@ -122,15 +125,8 @@ export class WuerstchenPrior {
       blocks.push(await TimestepBlock.load(scope.pp(3 * i + 1), c, c_r));
       blocks.push(await AttnBlock.load(scope.pp(3 * i + 2), c, c, nhead, true));
     }
-    return new WuerstchenPrior(
-      rt,
-      config,
-      await Linear.loadConv1x1(root.pp('projection'), c_in, c),
-      await Linear.load(root.pp('cond_mapper').pp(0), c_cond, c),
-      await Linear.load(root.pp('cond_mapper').pp(2), c, c),
-      blocks,
-      await Linear.loadConv1x1(root.pp('out').pp(1), c, c_in * 2),
-    );
+    const out1 = await Linear.loadConv1x1(root.pp('out').pp(1), c, c_in * 2);
+    return new WuerstchenPrior(rt, config, projection, condMapper0, condMapper2, blocks, out1);
   }
 
   /** diffusers' gen_r_embedding, on the host (see r_embedding.ts), uploaded as [B, c_r]. */
@@ -140,8 +136,8 @@ export class WuerstchenPrior {
 
   /**
    * The denoiser: `x` NCHW [B, c_in, H, W] (any H, W), `r` the B noise ratios, `c` the text
-   * conditioning [B, L, c_cond] → NCHW [B, c_in, H, W]. Activations take the dtype of `x` (and `c`).
-   * Each block's temporaries return to the pool as soon as the block is recorded.
+   * conditioning [B, L, c_cond] → NCHW [B, c_in, H, W] in f32. Activations take the dtype of `x`
+   * (and `c`). Each block's temporaries return to the pool as soon as the block is recorded.
    */
   async forward(x: Tensor, r: Float32Array, c: Tensor, capture?: Capture): Promise<Tensor> {
     const rt = this.rt;
@@ -174,7 +170,7 @@ export class WuerstchenPrior {
         if (block instanceof TimestepBlock) return block.forward(rt, hidden, rEmbed, capture);
         return block.forward(rt, hidden, capture);
       });
-      release(hidden);
+      hidden.dispose();
       hidden = next;
     }
     cEmbed.dispose();
@@ -187,7 +183,7 @@ export class WuerstchenPrior {
       capture?.record('out.1', head, 'nhwc');
       return priorOutput(rt, x, head);
     });
-    release(hidden);
+    hidden.dispose();
     return result;
   }
 
@@ -198,7 +194,3 @@ export class WuerstchenPrior {
   }
 }
 
-/** Frees a block output's buffer, also when the block returned a view (AttnBlock's tokens reshaped to NHWC). */
-function release(t: Tensor): void {
-  (t.base ?? t).dispose();
-}

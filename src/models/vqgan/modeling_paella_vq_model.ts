@@ -469,12 +469,19 @@ export class PaellaVQModel {
    */
   static async load(loader: WeightLoader, config: PaellaVQConfig): Promise<PaellaVQModel> {
     const { rt } = loader;
-    return rt.scope(async () => {
-      const model = await PaellaVQModel.build(loader, config);
-      loader.finish();
-      for (const t of model.tensors()) rt.keep(t);
-      return model;
+    // The error is returned rather than thrown so that the scope still frees what it tracked.
+    const loaded = await rt.scope(async (): Promise<{ model: PaellaVQModel } | { error: unknown }> => {
+      try {
+        const model = await PaellaVQModel.build(loader, config);
+        loader.finish();
+        for (const t of model.tensors()) rt.keep(t);
+        return { model };
+      } catch (error) {
+        return { error };
+      }
     });
+    if ('error' in loaded) throw loaded.error;
+    return loaded.model;
   }
 
   private static async build(loader: WeightLoader, config: PaellaVQConfig): Promise<PaellaVQModel> {

@@ -1,0 +1,170 @@
+/**
+ * Mirrors diffusers v0.21.0 src/diffusers/pipelines/wuerstchen/pipeline_wuerstchen.py
+ * (`WuerstchenDecoderPipeline`): Stage C image embeddings (+ text) → Stage B latents → Stage A image.
+ */
+import { CLIPTextModel } from '../models/clip/modeling_clip.js';
+import type { CLIPTokenizer } from '../models/clip/tokenization_clip.js';
+import { WuerstchenDiffNeXt } from '../models/stage_b/modeling_wuerstchen_diffnext.js';
+import { PaellaVQModel } from '../models/vqgan/modeling_paella_vq_model.js';
+import { concatBatch, gatherBatch } from '../ops/batch.js';
+import { cast } from '../ops/cast.js';
+import { mul } from '../ops/elementwise.js';
+import type { Runtime } from '../runtime/device.js';
+import type { DType } from '../runtime/dtype.js';
+import type { Tensor } from '../runtime/tensor.js';
+import { encodePrompt, repeatInterleave } from './encode_prompt.js';
+import type { HostTensor } from './host_tensor.js';
+import { indexNumber, loadScheduler, loadTokenizer, readModelIndex } from './model_index.js';
+import { defaultGenerator, denoise, initialNoise, type DenoiseOptions } from './pipeline_wuerstchen_prior.js';
+import type { DDPMWuerstchenScheduler } from './scheduling_ddpm_wuerstchen.js';
+import { finiteNumber, negativePromptList, PipelineInputError, positiveInteger, promptList, timestepList } from './validate.js';
+
+export interface DecoderCallOptions extends DenoiseOptions {
+  /** Stage C output [B, c, h, w] (device f32 tensor, or host values). */
+  imageEmbeddings: Tensor | HostTensor;
+  prompt: string | readonly string[];
+  negativePrompt?: string | readonly string[];
+  numInferenceSteps?: number;
+  timesteps?: readonly number[];
+  guidanceScale?: number;
+  numImagesPerPrompt?: number;
+}
+
+/** diffusers' `numpy_to_pil`: [B, 3, H, W] in [0, 1] → RGBA bytes per image, `(x·255).round()` (half to even). */
+export function toRGBA(images: HostTensor): { width: number; height: number; data: Uint8ClampedArray }[] {
+  const [batch, channels, height, width] = images.shape;
+  const plane = height * width;
+  const roundHalfEven = (v: number) => {
+    const r = Math.round(v);
+    return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  };
+  return Array.from({ length: batch }, (_, b) => {
+    const data = new Uint8ClampedArray(plane * 4);
+    for (let i = 0; i < plane; i++) {
+      for (let c = 0; c < 3; c++) {
+        const v = images.data[(b * channels + Math.min(c, channels - 1)) * plane + i];
+        data[4 * i + c] = roundHalfEven(Math.fround(v * 255));
+      }
+      data[4 * i + 3] = 255;
+    }
+    return { width, height, data };
+  });
+}
+
+export class WuerstchenDecoderPipeline {
+  constructor(
+    readonly rt: Runtime,
+    readonly tokenizer: CLIPTokenizer,
+    readonly textEncoder: CLIPTextModel,
+    readonly decoder: WuerstchenDiffNeXt,
+    readonly scheduler: DDPMWuerstchenScheduler,
+    readonly vqgan: PaellaVQModel,
+    readonly config: { latentDimScale: number },
+  ) {}
+
+  /** A local `warp-ai/wuerstchen`-layout folder (see `resolvePipelineFolder` for Hub ids). */
+  static async fromPretrained(rt: Runtime, dir: string, { dtype = 'f32' }: { dtype?: DType } = {}): Promise<WuerstchenDecoderPipeline> {
+    const index = await readModelIndex(dir, 'WuerstchenDecoderPipeline');
+    const config = { latentDimScale: indexNumber(index, 'latent_dim_scale', 10.67, dir) };
+    const tokenizer = await loadTokenizer(dir, index);
+    const scheduler = await loadScheduler(dir);
+    const loaded: { dispose(): void }[] = [];
+    try {
+      const textEncoder = await CLIPTextModel.fromPretrained(rt, `${dir}/text_encoder`, { dtype });
+      loaded.push(textEncoder);
+      const decoder = await WuerstchenDiffNeXt.fromPretrained(rt, `${dir}/decoder`, { dtype });
+      loaded.push(decoder);
+      const vqgan = await PaellaVQModel.fromPretrained(rt, `${dir}/vqgan`, { dtype });
+      return new WuerstchenDecoderPipeline(rt, tokenizer, textEncoder, decoder, scheduler, vqgan, config);
+    } catch (err) {
+      for (const m of loaded) m.dispose();
+      throw err;
+    }
+  }
+
+  /** Stage B latent size for Stage C embeddings of h × w: `int(h · latent_dim_scale)`. */
+  latentSize(h: number, w: number): [number, number] {
+    return [Math.trunc(h * this.config.latentDimScale), Math.trunc(w * this.config.latentDimScale)];
+  }
+
+  /** Images [B·n, 3, H, W] in [0, 1] on the host. */
+  async call(options: DecoderCallOptions): Promise<HostTensor> {
+    const { rt } = this;
+    const prompts = promptList(options.prompt);
+    const negative = negativePromptList(options.negativePrompt, prompts);
+    const perPrompt = positiveInteger(options.numImagesPerPrompt ?? 1, 'numImagesPerPrompt');
+    const guidanceScale = finiteNumber(options.guidanceScale ?? 0.0, 'guidanceScale');
+    const timesteps = options.timesteps && timestepList(options.timesteps);
+    const steps = positiveInteger(options.numInferenceSteps ?? 12, 'numInferenceSteps');
+    const embShape = options.imageEmbeddings.shape;
+    if (embShape.length !== 4) throw new PipelineInputError(`imageEmbeddings must be [B, C, h, w], got [${embShape.join(', ')}]`);
+    const embBatch = embShape[0];
+    if (embBatch % prompts.length !== 0) {
+      throw new PipelineInputError(`imageEmbeddings has batch ${embBatch}, not a multiple of the ${prompts.length} prompts`);
+    }
+    const [lh, lw] = this.latentSize(embShape[2], embShape[3]);
+    const multiple = this.decoder.sizeMultiple;
+    if (lh % multiple || lw % multiple) {
+      throw new PipelineInputError(
+        `Stage B latents of ${lh}×${lw} (from embeddings of ${embShape[2]}×${embShape[3]}) are not multiples of ${multiple}; choose another image size`,
+      );
+    }
+    const batch = embBatch * perPrompt;
+    const generator = options.generator ?? defaultGenerator();
+    const guidance = guidanceScale > 1;
+
+    // Each embedding keeps its own prompt: with one prompt this is diffusers' repeat of the prompt for every image.
+    const clip = await encodePrompt(rt, this, prompts, batch / prompts.length, guidance, negative, options.dump, 'decoder');
+    // The models run in the dtype they were loaded in, which the text embeddings carry.
+    const dtype = clip.dtype;
+    const effnet = await rt.scope(() => {
+      const given =
+        'buffer' in options.imageEmbeddings
+          ? options.imageEmbeddings
+          : rt.upload(options.imageEmbeddings.data, embShape, 'f32', 'image_embeddings');
+      const repeated = cast(rt, gatherBatch(rt, given, repeatInterleave(embBatch, perPrompt)), dtype);
+      if (!guidance) return repeated;
+      const zeros = rt.upload(new Float32Array(repeated.size), repeated.shape, dtype, 'zeros');
+      return concatBatch(rt, [repeated, zeros], 'effnet');
+    });
+    try {
+      this.scheduler.setTimesteps(timesteps ? { timesteps } : steps);
+      const latents = initialNoise(rt, [batch, this.decoder.config.c_in, lh, lw], options, generator);
+      const final = await denoise(
+        rt,
+        'decoder',
+        this.scheduler,
+        latents,
+        guidanceScale,
+        dtype,
+        (x, r) => this.decoder.forward(x, r, effnet, clip),
+        generator,
+        options,
+        { effnet, clip },
+      );
+      const { dump } = options;
+      if (dump) await dump.device('decoder.latents_final', final);
+      const image = await rt.scope(async () => {
+        const scaled = mul(rt, final, rt.upload([this.vqgan.scaleFactor], [1]));
+        if (dump) await dump.device('vqgan.decode.in', scaled);
+        return this.vqgan.decode(cast(rt, scaled, dtype));
+      });
+      final.dispose();
+      const data = await rt.read(image);
+      image.dispose();
+      if (dump) dump.host('vqgan.decode.out', { shape: [...image.shape], data });
+      const clamped = { shape: [...image.shape], data: data.map((v) => Math.min(1, Math.max(0, v))) };
+      if (dump) dump.host('image', clamped);
+      return clamped;
+    } finally {
+      clip.dispose();
+      effnet.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.textEncoder.dispose();
+    this.decoder.dispose();
+    this.vqgan.dispose();
+  }
+}
