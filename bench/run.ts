@@ -9,6 +9,7 @@ type Suite = (rt: Runtime, args: string[]) => Promise<BenchRow[]>;
 
 // Each suite lives in its own module and is loaded only when run.
 const suites: Record<string, () => Promise<Suite>> = {
+  ops: async () => (await import('./ops_matmul.js')).benchMatmul,
 };
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('--'));

@@ -5,8 +5,8 @@
 // q [B, Lq, H·D], k and v [B, Lk, H·D], out [B, Lq, H·D], read as vec4 rows: head h owns channels
 // h·D..(h+1)·D, the layout the Linear projections write, so no permutes are needed around it.
 // One invocation owns one query row (its q and its output accumulator stay in registers); a
-// workgroup holds BQ queries of one (batch, head) and walks the keys BK at a time. Statistics
-// are f32 whatever T is.
+// workgroup holds BQ queries of one (batch, head) and walks the keys BK (a multiple of 4) at a
+// time. Statistics are f32 whatever T is.
 //
 // Masks (CAUSAL: key j > query i; PADDING_MASK: keep[b, j] != 1) follow transformers' CLIP: each
 // mask that hits a key adds finfo(f32).min to its score, so a key hit by both gets −inf. A score
@@ -15,6 +15,7 @@
 // WGSL lets compilers assume there are no infinities, so that ordering is built from finite
 // stand-ins instead: a key hit n times scores −n·MASKED (its dot product drops out, as in torch),
 // and keys past the end score UNUSED, which exp2 turns into exactly 0 next to any real score.
+// (A row with every key hit twice, NaN in torch, comes out as the plain mean of its values.)
 
 const D4: u32 = D / 4u;
 const MASKED: f32 = 1e30;

@@ -14,16 +14,32 @@ const F16: Tolerance = { atol: 2e-3, rtol: 4e-3 }; // golden README §2, ops/f16
 const F32_MIN = -3.4028234663852886e38; // torch.finfo(torch.float32).min
 
 interface Golden {
-  f32(name: string): Promise<Float32Array>;
-  ints(name: string): Promise<number[]>;
+  f32(name: string): Float32Array;
+  ints(name: string): number[];
   shape(name: string): number[];
 }
 
+/** Reads every tensor of a fixture (they are small) and closes it. */
 async function golden(name: string): Promise<Golden> {
   const file = await SafetensorsFile.open(await openFileSource(join(FIXTURES, `${name}.safetensors`)));
+  const floats = new Map<string, Float32Array>();
+  const ints = new Map<string, number[]>();
+  try {
+    for (const [tensor, info] of file.tensors) {
+      if (info.dtype === 'I64') ints.set(tensor, await file.readI64AsNumbers(tensor));
+      else floats.set(tensor, await file.readF32(tensor));
+    }
+  } finally {
+    await file.close();
+  }
+  const get = <V>(map: Map<string, V>, tensor: string): V => {
+    const value = map.get(tensor);
+    if (value === undefined) throw new Error(`${name}: no tensor ${tensor}`);
+    return value;
+  };
   return {
-    f32: (tensor) => file.readF32(tensor),
-    ints: (tensor) => file.readI64AsNumbers(tensor),
+    f32: (tensor) => get(floats, tensor),
+    ints: (tensor) => get(ints, tensor),
     shape: (tensor) => [...file.tensors.get(tensor)!.shape],
   };
 }
@@ -172,10 +188,10 @@ describe('attention on diffusers Attention goldens (q, k, v after to_q/to_k/to_v
         const g = await golden(name);
         const [batch, lq, channels] = g.shape('out.q');
         const lk = g.shape('out.k')[1];
-        const inputs = { q: await g.f32('out.q'), k: await g.f32('out.k'), v: await g.f32('out.v'), batch, lq, lk, channels };
+        const inputs = { q: g.f32('out.q'), k: g.f32('out.k'), v: g.f32('out.v'), batch, lq, lk, channels };
         const merged = await runAttention(inputs, dtype, { heads });
-        const out = hostLinear(merged, await g.f32('param.to_out.0.weight'), await g.f32('param.to_out.0.bias'), channels);
-        expectClose(out, await g.f32('out'), tol, `${name} out`);
+        const out = hostLinear(merged, g.f32('param.to_out.0.weight'), g.f32('param.to_out.0.bias'), channels);
+        expectClose(out, g.f32('out'), tol, `${name} out`);
       });
     }
   }
@@ -192,8 +208,8 @@ describe('attention on Würstchen AttnBlock goldens (self tokens + text tokens a
         const g = await golden(name);
         const [batch, lq, channels] = g.shape('out.q');
         const lk = g.shape('out.k')[1];
-        const inputs = { q: await g.f32('out.q'), k: await g.f32('out.k'), v: await g.f32('out.v'), batch, lq, lk, channels };
-        expectClose(await runAttention(inputs, dtype, { heads }), await g.f32('out.attn_heads_merged'), tol, `${name} attn_heads_merged`);
+        const inputs = { q: g.f32('out.q'), k: g.f32('out.k'), v: g.f32('out.v'), batch, lq, lk, channels };
+        expectClose(await runAttention(inputs, dtype, { heads }), g.f32('out.attn_heads_merged'), tol, `${name} attn_heads_merged`);
       });
     }
   }
@@ -204,41 +220,43 @@ describe('attention on Würstchen AttnBlock goldens (self tokens + text tokens a
     const [, lkv] = g.shape('kv');
     const lq = height * width;
     const p = (name: string) => g.f32(`param.attention.${name}`);
-    const x = transposeLast2(await g.f32('x'), batch, channels, lq);
+    const x = transposeLast2(g.f32('x'), batch, channels, lq);
     const normX = hostLayerNorm(x, channels, 1e-6);
-    const kvMapped = hostLinear(hostSilu(await g.f32('kv')), await g.f32('param.kv_mapper.1.weight'), await g.f32('param.kv_mapper.1.bias'), channels);
+    const kvMapped = hostLinear(hostSilu(g.f32('kv')), g.f32('param.kv_mapper.1.weight'), g.f32('param.kv_mapper.1.bias'), channels);
     const kv = new Float64Array(batch * (lq + lkv) * channels);
     for (let b = 0; b < batch; b++) {
       kv.set(normX.subarray(b * lq * channels, (b + 1) * lq * channels), b * (lq + lkv) * channels);
       kv.set(kvMapped.subarray(b * lkv * channels, (b + 1) * lkv * channels), (b * (lq + lkv) + lq) * channels);
     }
     const inputs = {
-      q: hostLinear(normX, await p('to_q.weight'), await p('to_q.bias'), channels),
-      k: hostLinear(kv, await p('to_k.weight'), await p('to_k.bias'), channels),
-      v: hostLinear(kv, await p('to_v.weight'), await p('to_v.bias'), channels),
+      q: hostLinear(normX, p('to_q.weight'), p('to_q.bias'), channels),
+      k: hostLinear(kv, p('to_k.weight'), p('to_k.bias'), channels),
+      v: hostLinear(kv, p('to_v.weight'), p('to_v.bias'), channels),
       batch, lq, lk: lq + lkv, channels,
     };
     const merged = await runAttention(inputs, 'f16', { heads: 4 });
-    const attended = hostLinear(merged, await p('to_out.0.weight'), await p('to_out.0.bias'), channels);
+    const attended = hostLinear(merged, p('to_out.0.weight'), p('to_out.0.bias'), channels);
     const tokens = x.map((value, i) => value + attended[i]);
-    expectClose(transposeLast2(tokens, batch, lq, channels), await g.f32('out'), F16, 'f16_attnblock_0 out');
+    expectClose(transposeLast2(tokens, batch, lq, channels), g.f32('out'), F16, 'f16_attnblock_0 out');
   });
 });
 
 describe('attention with CLIP causal + padding masks (projections on the host)', () => {
-  for (const name of ['clip_attention_causal_padding_0', 'clip_attention_causal_padding_1']) {
+  const cases = [
+    { name: 'clip_attention_causal_padding_0', heads: 4 }, // valid lengths 5 and 77
+    { name: 'clip_attention_causal_padding_1', heads: 2 }, // valid lengths 1, 7 and 12
+  ];
+  for (const { name, heads } of cases) {
     for (const [dtype, tol] of [['f32', F32], ['f16', F16]] as const) {
       it(`${name} (${dtype}, mask stored as ${dtype})`, async () => {
         const g = await golden(name);
         const [batch, lq, channels] = g.shape('hidden_states');
-        const heads = { clip_attention_causal_padding_0: 4, clip_attention_causal_padding_1: 2 }[name]!;
-        const x = await g.f32('hidden_states');
-        const proj = async (which: string) =>
-          hostLinear(x, await g.f32(`param.${which}_proj.weight`), await g.f32(`param.${which}_proj.bias`), channels);
-        const inputs = { q: await proj('q'), k: await proj('k'), v: await proj('v'), batch, lq, lk: lq, channels, keep: await g.ints('attention_mask_2d') };
+        const x = g.f32('hidden_states');
+        const proj = (which: string) => hostLinear(x, g.f32(`param.${which}_proj.weight`), g.f32(`param.${which}_proj.bias`), channels);
+        const inputs = { q: proj('q'), k: proj('k'), v: proj('v'), batch, lq, lk: lq, channels, keep: g.ints('attention_mask_2d') };
         const merged = await runAttention(inputs, dtype, { heads, causal: true }, dtype);
-        const out = hostLinear(merged, await g.f32('param.out_proj.weight'), await g.f32('param.out_proj.bias'), channels);
-        expectClose(out, await g.f32('out'), tol, `${name} out`);
+        const out = hostLinear(merged, g.f32('param.out_proj.weight'), g.f32('param.out_proj.bias'), channels);
+        expectClose(out, g.f32('out'), tol, `${name} out`);
       });
     }
   }
@@ -290,13 +308,13 @@ describe('attention variants against the f64 host reference (torch mask arithmet
 });
 
 describe('attention at Stage B size: flash, no score matrix', () => {
-  it('512 queries × 4173 keys × 2 heads of 64: sampled rows match f64, only the output is allocated', async () => {
+  it('1024 queries × 4173 keys × 2 heads of 64: sampled rows match f64, only the output is allocated', async () => {
     const rt = await getRuntime();
-    const batch = 1, lq = 512, lk = 4173, heads = 2, channels = 128;
+    const batch = 1, lq = 1024, lk = 4173, heads = 2, channels = 128;
     const q = seeded(batch * lq * channels, 11, 4); // sharp attention: scores ~N(0, 1.3²)
     const k = seeded(batch * lk * channels, 12);
     const v = seeded(batch * lk * channels, 13);
-    const rows = [0, 1, 63, 64, 200, 447, 510, 511];
+    const rows = [0, 1, 63, 64, 200, 447, 510, 1000, 1022, 1023];
     const got = await rt.scope(async () => {
       const tq = rt.upload(q, [batch, lq, channels]);
       const tk = rt.upload(k, [batch, lk, channels]);
@@ -307,7 +325,7 @@ describe('attention at Stage B size: flash, no score matrix', () => {
       const after = rt.pool.stats();
       expect(after.created - before.created).toBeLessThanOrEqual(1);
       expect(after.bytesAllocated - before.bytesAllocated).toBeLessThanOrEqual(bucketSize(out.byteSize));
-      // One head's f32 scores alone would take lq·lk·4 = 8.5 MB.
+      // One head's f32 scores alone would take lq·lk·4 = 17 MB; q, k, v and out take 6 MB.
       expect(after.peakBytesAllocated).toBeLessThan(lq * lk * 4);
       return rt.read(out);
     });
@@ -353,11 +371,20 @@ describe('attention input checks', () => {
     for (const t of [q, k, mask]) t.dispose();
   });
 
+  it('rejects a key tile that is not a multiple of 4', async () => {
+    const rt = await getRuntime();
+    const x = rt.upload(new Float32Array(1 * 2 * 16), [1, 2, 16]);
+    expect(() => attention(rt, x, x, x, { heads: 1, tiles: { queries: 32, keys: 6 } })).toThrow(
+      'attention: tiles need a positive query count and a key count that is a multiple of 4; got 32 × 6',
+    );
+    x.dispose();
+  });
+
   it('rejects tiles that overflow workgroup memory', async () => {
     const rt = await getRuntime();
     const x = rt.upload(new Float32Array(1 * 2 * 256), [1, 2, 256]);
     const limit = rt.limits.maxComputeWorkgroupStorageSize;
-    const invocations = rt.limits.maxComputeInvocationsPerWorkgroup;
+    const invocations = Math.min(rt.limits.maxComputeInvocationsPerWorkgroup, rt.limits.maxComputeWorkgroupSizeX);
     const bytes = 2 * 1024 * 256 * 4 + 1024 * 4;
     expect(() => attention(rt, x, x, x, { heads: 1, tiles: { queries: 32, keys: 1024 } })).toThrow(
       `attention: tiles of 32 queries × 1024 keys need 32 invocations and ${bytes} bytes of workgroup memory; ` +

@@ -132,6 +132,7 @@ describe('linear against PyTorch goldens (F.linear)', () => {
       const w = await uploadGolden(file, 'weight');
       const b = file.tensors.has('bias') ? await uploadGolden(file, 'bias') : undefined;
       const expected = await file.readF32('out');
+      await file.close();
       const outs = [linear(rt, x, w, b), ...ALL_VARIANTS.map((variant) => linear(rt, x, w, b, { variant }))];
       expect(outs[0].shape).toEqual(file.tensors.get('out')!.shape);
       const got = await rt.readMany(outs);
@@ -149,6 +150,7 @@ describe('linear against PyTorch goldens (F.linear)', () => {
     const b = await uploadGolden(file, 'bias');
     expect(x.dtype).toBe(rt.storageDType('f16'));
     const expected = await file.readF32('out');
+    await file.close();
     const outs = [linear(rt, x, w, b), linear(rt, x, w, b, { variant: { tile: 'large', vec4: false } })];
     expect(outs[0].dtype).toBe(x.dtype);
     const got = await rt.readMany(outs);
@@ -167,6 +169,7 @@ describe('matmul against PyTorch goldens (torch.matmul)', () => {
     expect(chooseVariant(17, 13, 29, 3, false)).toEqual({ tile: 'small', vec4: false });
     const outs = [matmul(rt, a, b), matmul(rt, a, b, { variant: { tile: 'large' } })];
     const expected = await file.readF32('out');
+    await file.close();
     const got = await rt.readMany(outs);
     expect(outs[0].shape).toEqual([3, 17, 13]);
     expectClose(got[0], expected, GOLDEN, 'matmul_0 small');
@@ -180,6 +183,7 @@ describe('matmul against PyTorch goldens (torch.matmul)', () => {
     const a = await uploadGolden(file, 'a');
     const b = await uploadGolden(file, 'b');
     const expected = await file.readF32('out');
+    await file.close();
     const outs = ALL_VARIANTS.map((variant) => matmul(rt, a, b, { variant }));
     const got = await rt.readMany(outs);
     expect(outs[0].shape).toEqual([2, 4, 77, 92]);

@@ -4,6 +4,7 @@ import { CliError, type Command } from './command.js';
 // so `--help` and CPU-only commands never touch the GPU.
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
   doctor: { summary: 'print the WebGPU adapter, its limits and features', load: async () => (await import('./commands/doctor.js')).doctor },
+  generate: { summary: 'text to image (downloads the real weights on first use)', load: async () => (await import('./commands/generate.js')).generate },
   forward: { summary: 'run one model component on golden-named inputs (research harness)', load: async () => (await import('./commands/forward.js')).forward },
   tokenize: { summary: 'CLIP token ids and attention masks of prompts (JSON in, JSON out)', load: async () => (await import('./commands/tokenize.js')).tokenize },
   inspect: { summary: 'List the tensors and metadata of a safetensors file or sharded index', load: async () => (await import('./commands/inspect.js')).inspect },

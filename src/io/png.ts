@@ -5,6 +5,7 @@
  */
 import { PNG } from 'pngjs';
 import type { HostTensor } from '../pipeline/host_tensor.js';
+import { toByte } from '../pipeline/image.js';
 
 /**
  * Decodes a PNG of any colour type and bit depth (pngjs expands palettes and grey, and scales 16-bit
@@ -27,13 +28,47 @@ export function decodePng(bytes: Uint8Array, name = 'PNG'): HostTensor {
 }
 
 /** `Math.round` rounds halves up; numpy rounds them to even. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
 }
 
-/** Encodes image `index` of an [N, 3, H, W] tensor as an 8-bit RGB PNG. */
-export function encodePng(image: HostTensor, index = 0): Uint8Array {
+/** A PNG `tEXt` chunk (Latin-1 keyword and text; other characters become '?'). */
+function textChunk(keyword: string, text: string): Uint8Array {
+  const latin1 = (s: string) => Uint8Array.from(s, (ch) => (ch.charCodeAt(0) < 256 ? ch.charCodeAt(0) : 0x3f));
+  const body = new Uint8Array([...latin1('tEXt'), ...latin1(keyword.slice(0, 79)), 0, ...latin1(text)]);
+  const chunk = new Uint8Array(8 + body.length);
+  const view = new DataView(chunk.buffer);
+  view.setUint32(0, body.length - 4);
+  chunk.set(body, 4);
+  view.setUint32(4 + body.length, crc32(body));
+  return chunk;
+}
+
+/** Inserts `tEXt` chunks right after IHDR (which is always 8 + 25 bytes into the file). */
+function withText(png: Uint8Array, text: Readonly<Record<string, string>>): Uint8Array {
+  const chunks = Object.entries(text).map(([k, v]) => textChunk(k, v));
+  const at = 8 + 25;
+  const out = new Uint8Array(png.length + chunks.reduce((n, c) => n + c.length, 0));
+  out.set(png.subarray(0, at));
+  let offset = at;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  out.set(png.subarray(at), offset);
+  return out;
+}
+
+/** Encodes image `index` of an [N, 3, H, W] tensor as an 8-bit RGB PNG, with optional `tEXt` metadata. */
+export function encodePng(image: HostTensor, index = 0, text: Readonly<Record<string, string>> = {}): Uint8Array {
   const [n, channels, height, width] = image.shape;
   if (image.shape.length !== 4 || channels !== 3) {
     throw new Error(`encodePng: expected an [N, 3, H, W] image, got [${image.shape.join(', ')}]`);
@@ -44,11 +79,10 @@ export function encodePng(image: HostTensor, index = 0): Uint8Array {
   const base = index * 3 * plane;
   for (let p = 0; p < plane; p++) {
     for (let c = 0; c < 3; c++) {
-      const v = Math.min(1, Math.max(0, image.data[base + c * plane + p]));
-      rgb[3 * p + c] = roundHalfEven(Math.fround(v * 255));
+      rgb[3 * p + c] = toByte(image.data[base + c * plane + p]);
     }
   }
   const png = new PNG({ width, height });
   png.data = rgb;
-  return PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
+  return withText(PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false }), text);
 }

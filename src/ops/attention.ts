@@ -23,7 +23,6 @@ export interface AttentionOptions {
   keyPaddingMask?: Tensor;
   /** Tile sizes, normally chosen from the shape; tests and benchmarks set them to force a variant. */
   tiles?: AttentionTiles;
-  out?: Tensor;
 }
 
 const KEY_TILES = [32, 16, 8, 4];
@@ -47,7 +46,8 @@ function checkTiles(rt: Runtime, tiles: AttentionTiles, headDim: number): void {
     throw new Error(`attention: tiles need a positive query count and a key count that is a multiple of 4; got ${tiles.queries} × ${tiles.keys}`);
   }
   const bytes = workgroupBytes(tiles, headDim);
-  const { maxComputeWorkgroupStorageSize: limit, maxComputeInvocationsPerWorkgroup: invocations } = rt.limits;
+  const limit = rt.limits.maxComputeWorkgroupStorageSize;
+  const invocations = Math.min(rt.limits.maxComputeInvocationsPerWorkgroup, rt.limits.maxComputeWorkgroupSizeX);
   if (bytes > limit || tiles.queries > invocations) {
     throw new Error(
       `attention: tiles of ${tiles.queries} queries × ${tiles.keys} keys need ${tiles.queries} invocations and ` +
@@ -87,16 +87,13 @@ export function attention(rt: Runtime, q: Tensor, k: Tensor, v: Tensor, options:
   if (mask && (mask.shape.length !== 2 || mask.shape[0] !== batch || mask.shape[1] !== lk)) {
     throw new Error(`attention: keyPaddingMask must be [${batch}, ${lk}]; got ${shape(mask)}`);
   }
-  if (options.out && (options.out.size !== q.size || options.out.dtype !== rt.storageDType(q.dtype))) {
-    throw new Error(`attention: out ${shape(options.out)} ${options.out.dtype} cannot hold the result ${shape(q)} ${q.dtype}`);
-  }
   const tiles = options.tiles ?? chooseTiles(rt, lq, headDim);
   checkTiles(rt, tiles, headDim);
   const scale = options.scale ?? 1 / Math.sqrt(headDim);
   const qTiles = Math.ceil(lq / tiles.queries);
   const groups = batch * heads * qTiles;
 
-  const result = options.out ?? rt.empty(q.shape, q.dtype, 'attention');
+  const result = rt.empty(q.shape, q.dtype, 'attention');
   rt.dispatch({
     kernel: {
       shader: 'attention.wgsl',
@@ -109,7 +106,9 @@ export function attention(rt: Runtime, q: Tensor, k: Tensor, v: Tensor, options:
     inputs: mask ? [q, k, v, mask] : [q, k, v],
     outputs: [result],
     workgroups: rt.grid(groups, 1),
-    work: 2 * batch * heads * lq * lk * headDim,
+    // The runtime's wait estimate counts work in elementwise outputs; one score (4·D flops) is
+    // about that much GPU time at the head dims used here.
+    work: batch * heads * lq * lk,
   });
   return result;
 }

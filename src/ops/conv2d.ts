@@ -125,7 +125,6 @@ function pointwiseApplies(s: ConvShape): boolean {
 }
 
 function chooseKernel(s: ConvShape, forced: Conv2dKernel | undefined): Conv2dKernel {
-  const vec4 = vec4Applies(s.cinPerGroup, s.cout / s.groups);
   if (forced === 'pointwise' && !pointwiseApplies(s)) {
     throw new Error(
       `conv2d: the pointwise kernel needs a 1×1 kernel, 1 group, stride 1 and no padding; ` +
@@ -142,7 +141,7 @@ function chooseKernel(s: ConvShape, forced: Conv2dKernel | undefined): Conv2dKer
   if (forced) return forced;
   if (pointwiseApplies(s)) return 'pointwise';
   if (depthwiseApplies(s)) return 'depthwise';
-  return vec4 ? 'implicit_gemm_vec4' : 'implicit_gemm';
+  return vec4Applies(s.cinPerGroup, s.cout / s.groups) ? 'implicit_gemm_vec4' : 'implicit_gemm';
 }
 
 /**

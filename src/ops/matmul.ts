@@ -13,9 +13,12 @@ export type Activation = 'gelu' | 'silu' | 'leaky_relu' | 'quick_gelu';
 const ACT_ID: Record<Activation | 'none', number> = { none: 0, gelu: 1, silu: 2, leaky_relu: 3, quick_gelu: 4 };
 
 /**
- * 'large': 16×16 threads × 4×4 outputs (64×64 tiles, K step 16), for GEMMs with many tiles.
- * 'small': 8×8 threads × 4×4 outputs (32×32 tiles, K step 32), so skinny shapes (77 or 576 tokens,
- * narrow outputs) still spread over enough workgroups to fill the GPU.
+ * 'large': 16×16 threads × 8×4 outputs (128×64 tiles, K step 16), for GEMMs with many tiles.
+ * 'small': 16×16 threads × 4×4 outputs (64×64 tiles, K step 32), so skinny shapes (2 × 77 CLIP
+ * tokens, narrow outputs) spread over twice as many workgroups.
+ * Chosen from an H100 sweep of 13 configurations (bench/ops_matmul.ts has the real shapes): large
+ * reached 19–29 TFLOP/s f32 on Stage C and VQGAN MLPs, small won below ~1.5 waves of large tiles.
+ * Both stay within WebGPU's default 16 KiB of workgroup memory.
  */
 export type MatmulTile = 'large' | 'small';
 
@@ -29,11 +32,11 @@ export interface TileConfig {
 
 const TILES: Record<MatmulTile, TileConfig> = {
   large: { WG_M: 16, WG_N: 16, RM: 8, TK: 16 },
-  small: { WG_M: 8, WG_N: 8, RM: 4, TK: 32 },
+  small: { WG_M: 16, WG_N: 16, RM: 4, TK: 32 },
 };
 
-/** Below this many 64×64 tiles the large variant leaves GPU cores idle. */
-const LARGE_TILE_MIN_WORKGROUPS = 256;
+/** Below this many 128×64 tiles the large variant leaves GPU cores idle (H100: 132 SMs). */
+const LARGE_TILE_MIN_WORKGROUPS = 192;
 
 /** Forces a kernel variant; unset fields are chosen from the shape. */
 export interface MatmulVariant {
@@ -156,8 +159,8 @@ export function matmul(rt: Runtime, a: Tensor, b: Tensor, opts: MatmulOptions = 
 }
 
 /** The variant the shape rule picks (exported so tests and benchmarks can name what ran). */
-export function chooseVariant(m: number, n: number, k: number, batch: number, bNK: boolean): Required<MatmulVariant> {
-  const largeGroups = Math.ceil(m / 64) * Math.ceil(n / 64) * batch;
+export function chooseVariant(m: number, n: number, k: number, batch: number, bNK: boolean): { tile: MatmulTile; vec4: boolean } {
+  const largeGroups = Math.ceil(m / 128) * Math.ceil(n / 64) * batch;
   return {
     tile: largeGroups >= LARGE_TILE_MIN_WORKGROUPS ? 'large' : 'small',
     vec4: k % 4 === 0 && (bNK || n % 4 === 0),

@@ -30,27 +30,6 @@ export interface DecoderCallOptions extends DenoiseOptions {
   numImagesPerPrompt?: number;
 }
 
-/** diffusers' `numpy_to_pil`: [B, 3, H, W] in [0, 1] → RGBA bytes per image, `(x·255).round()` (half to even). */
-export function toRGBA(images: HostTensor): { width: number; height: number; data: Uint8ClampedArray }[] {
-  const [batch, channels, height, width] = images.shape;
-  const plane = height * width;
-  const roundHalfEven = (v: number) => {
-    const r = Math.round(v);
-    return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-  };
-  return Array.from({ length: batch }, (_, b) => {
-    const data = new Uint8ClampedArray(plane * 4);
-    for (let i = 0; i < plane; i++) {
-      for (let c = 0; c < 3; c++) {
-        const v = images.data[(b * channels + Math.min(c, channels - 1)) * plane + i];
-        data[4 * i + c] = roundHalfEven(Math.fround(v * 255));
-      }
-      data[4 * i + 3] = 255;
-    }
-    return { width, height, data };
-  });
-}
-
 export class WuerstchenDecoderPipeline {
   constructor(
     readonly rt: Runtime,

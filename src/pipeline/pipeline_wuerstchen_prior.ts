@@ -132,6 +132,21 @@ export async function denoise(
   return latents;
 }
 
+/** The prior's request checked, with diffusers' defaults, before anything touches the GPU. */
+export function validatePriorOptions(options: PriorCallOptions) {
+  const prompts = promptList(options.prompt);
+  return {
+    prompts,
+    negative: negativePromptList(options.negativePrompt, prompts),
+    height: positiveInteger(options.height ?? 1024, 'height'),
+    width: positiveInteger(options.width ?? 1024, 'width'),
+    perPrompt: positiveInteger(options.numImagesPerPrompt ?? 1, 'numImagesPerPrompt'),
+    guidanceScale: finiteNumber(options.guidanceScale ?? 8.0, 'guidanceScale'),
+    timesteps: options.timesteps && timestepList(options.timesteps),
+    steps: positiveInteger(options.numInferenceSteps ?? 60, 'numInferenceSteps'),
+  };
+}
+
 export class WuerstchenPriorPipeline {
   constructor(
     readonly rt: Runtime,
@@ -170,14 +185,7 @@ export class WuerstchenPriorPipeline {
   /** Image embeddings [B·n, c_in, h, w] on the device (f32), already denormalised (`latents · mean − std`). */
   async call(options: PriorCallOptions): Promise<Tensor> {
     const { rt } = this;
-    const prompts = promptList(options.prompt);
-    const negative = negativePromptList(options.negativePrompt, prompts);
-    const height = positiveInteger(options.height ?? 1024, 'height');
-    const width = positiveInteger(options.width ?? 1024, 'width');
-    const perPrompt = positiveInteger(options.numImagesPerPrompt ?? 1, 'numImagesPerPrompt');
-    const guidanceScale = finiteNumber(options.guidanceScale ?? 8.0, 'guidanceScale');
-    const timesteps = options.timesteps && timestepList(options.timesteps);
-    const steps = positiveInteger(options.numInferenceSteps ?? 60, 'numInferenceSteps');
+    const { prompts, negative, height, width, perPrompt, guidanceScale, timesteps, steps } = validatePriorOptions(options);
     const [h, w] = this.latentSize(height, width);
     const shape = [prompts.length * perPrompt, this.prior.config.c_in, h, w];
     const generator = options.generator ?? defaultGenerator();

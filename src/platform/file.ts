@@ -28,7 +28,14 @@ function checkRange(source: { name: string; size: number }, offset: number, leng
   }
 }
 
+/** `http://` and `https://` locations are read over the network, anything else from the file system. */
+export function isUrl(location: string): boolean {
+  return /^https?:\/\//i.test(location);
+}
+
+/** A local file, or for an http(s) URL an `httpSource` (range reads: huge files stream, tensor by tensor). */
 export async function openFileSource(path: string): Promise<ByteSource> {
+  if (isUrl(path)) return httpSource(path);
   const { open } = await import('node:fs/promises');
   const handle = await open(path, 'r');
   let size: number;

@@ -50,8 +50,8 @@ export class Runtime implements TensorOwner {
 
   private scopes: Set<Tensor>[] = [];
   private firstError: GpuError | DeviceLostError | null = null;
-  /** Seconds of GPU time per unit of recorded work, from recent readbacks. */
-  private readonly recentRates: number[] = [];
+  /** Seconds of GPU time per unit of recorded work, learned from earlier waits. */
+  private secondsPerWork = 0;
 
   private constructor(ctx: GpuContext, options: RuntimeOptions) {
     this.gpu = ctx;
@@ -228,25 +228,24 @@ export class Runtime implements TensorOwner {
   /**
    * Waits for all submitted work without spinning a CPU core: Dawn's Node binding busy-polls while
    * a map is pending, which on small machines steals the cores the (software) GPU computes on.
-   * So first sleep for most of the expected GPU time, then map. The rate is the smallest of the
-   * recent observations: a wait that also covered queued uploads overstates it, and sleeping too
-   * little only costs some polling, while sleeping too long costs wall time.
+   * So first sleep for most of the expected GPU time, then wait. When the work turns out to be done
+   * already after the sleep, we overslept and the rate is halved; otherwise the measured time sets it.
    */
   private async waitFor(done: () => Promise<unknown>, work: number): Promise<void> {
     const start = performance.now();
-    const rate = this.recentRates.length ? Math.min(...this.recentRates) : 0;
-    const expectedMs = work * rate * 1000;
-    if (expectedMs > 2) await sleep(expectedMs * 0.85);
+    const expectedMs = work * this.secondsPerWork * 1000;
+    const slept = expectedMs > 2;
+    if (slept) await sleep(expectedMs * 0.85);
+    const woke = performance.now();
     const lost = this.device.lost.then(() => {
       throw new DeviceLostError('GPU device lost while waiting for results');
     });
     await Promise.race([done(), lost]);
-    const elapsed = (performance.now() - start) / 1000;
+    const end = performance.now();
     // Tiny batches measure dispatch overhead, not throughput.
-    if (work >= 1e5 && elapsed > 0.002) {
-      this.recentRates.push(elapsed / work);
-      if (this.recentRates.length > 8) this.recentRates.shift();
-    }
+    if (work < 1e5) return;
+    if (slept && end - woke < 1) this.secondsPerWork /= 2;
+    else this.secondsPerWork = (end - start) / 1000 / work;
   }
 
   /** Reads raw bytes of tensors back in one submit. */
