@@ -7,16 +7,69 @@ import { PNG } from 'pngjs';
 import type { HostTensor } from '../pipeline/host_tensor.js';
 import { toByte } from '../pipeline/image.js';
 
+export class PngError extends Error {
+  override name = 'PngError';
+}
+
+/**
+ * The most pixels decoded (4096 × 4096): the decoder allocates what the header declares before it
+ * reads any pixel data, so a 60-byte file claiming 100000 × 100000 must be refused first.
+ */
+export const MAX_PNG_PIXELS = 4096 * 4096;
+
+/** Deflate expands its input at most about 1032-fold (a 258-byte match in under 2 bits). */
+const MAX_INFLATE_RATIO = 1032;
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Samples per pixel of each PNG colour type. */
+const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+interface PngHeader {
+  width: number;
+  height: number;
+  /** Bytes the pixel rows need at least (filter bytes and interlacing add more). */
+  rowBytes: number;
+  /** Compressed pixel data: the lengths of all IDAT chunks. */
+  idatBytes: number;
+}
+
+/** The IHDR fields (which must come first) and the IDAT total; undefined if the bytes do not start a PNG. */
+function readHeader(bytes: Uint8Array): PngHeader | undefined {
+  if (bytes.byteLength < 24 || PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const type = (at: number) => String.fromCharCode(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]);
+  if (type(12) !== 'IHDR') return undefined;
+  const [width, height] = [view.getUint32(16), view.getUint32(20)];
+  const bitsPerPixel = (CHANNELS[bytes[25]] ?? 1) * (bytes[24] || 1);
+  let idatBytes = 0;
+  for (let at = 8; at + 8 <= bytes.byteLength; at += 12 + view.getUint32(at)) {
+    if (type(at + 4) === 'IDAT') idatBytes += Math.min(view.getUint32(at), bytes.byteLength - at - 8);
+  }
+  return { width, height, rowBytes: height * Math.ceil((width * bitsPerPixel) / 8), idatBytes };
+}
+
 /**
  * Decodes a PNG of any colour type and bit depth (pngjs expands palettes and grey, and scales 16-bit
- * samples to 8) into a [1, 3, H, W] tensor. Alpha is dropped: the models see RGB only.
+ * samples to 8) into a [1, 3, H, W] tensor. Alpha is dropped: the models see RGB only. Anything
+ * unreadable, oversized or too short for its declared size is a PngError, found before decoding
+ * where the header tells: a small file must not make the decoder work as for a large image.
  */
 export function decodePng(bytes: Uint8Array, name = 'PNG'): HostTensor {
+  const header = readHeader(bytes);
+  if (header === undefined) throw new PngError(`${name}: not a PNG (no PNG signature followed by an IHDR chunk)`);
+  const declared = `${header.width}×${header.height}`;
+  if (header.width === 0 || header.height === 0 || header.width * header.height > MAX_PNG_PIXELS) {
+    throw new PngError(`${name}: the image is ${declared}; at most ${MAX_PNG_PIXELS} pixels (4096×4096) are read`);
+  }
+  if (header.rowBytes > header.idatBytes * MAX_INFLATE_RATIO) {
+    throw new PngError(`${name}: ${header.idatBytes} bytes of image data cannot hold the ${declared} pixels the header declares (truncated?)`);
+  }
   let png: { width: number; height: number; data: Uint8Array };
   try {
     png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (err) {
-    throw new Error(`${name}: not a readable PNG (${(err as Error).message})`);
+    throw new PngError(`${name}: not a readable PNG (${err instanceof Error ? err.message : String(err)})`);
   }
   const { width, height, data } = png;
   const plane = width * height;

@@ -75,6 +75,8 @@ export function quote(text: string): string {
 
 export function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
+  // JSON.stringify would say null; 1e400 in a JSON file parses to Infinity.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   let json: string;
   try {
     json = JSON.stringify(value);

@@ -6,7 +6,7 @@
 import { SafetensorsError, type TensorReader } from '../io/safetensors.js';
 import type { Runtime } from '../runtime/device.js';
 import type { DType } from '../runtime/dtype.js';
-import { Tensor } from '../runtime/tensor.js';
+import { Tensor, type TensorOwner } from '../runtime/tensor.js';
 
 export class WeightError extends Error {
   override name = 'WeightError';
@@ -15,17 +15,40 @@ export class WeightError extends Error {
 /** Upload pieces of this size, so a big tensor never needs a second full-size host copy. */
 const CHUNK_BYTES = 16 << 20;
 
+/** Reported after each tensor of a checkpoint is loaded (or, in a dry run, checked). */
+export interface LoadProgress {
+  /** The checkpoint's path or URL. */
+  file: string;
+  tensor: string;
+  /** Bytes of the checkpoint's tensors done so far, out of `totalBytes` (the whole checkpoint). */
+  loadedBytes: number;
+  totalBytes: number;
+}
+
+export type LoadProgressCallback = (progress: LoadProgress) => void;
+
 export interface WeightLoaderOptions {
   /**
    * Check keys and shapes only: tensors come back as views of one tiny placeholder buffer and no
    * data is read or uploaded. For validating full-size checkpoints (and manifests) quickly.
    */
   dryRun?: boolean;
+  /** Called after each tensor: weights may stream from a URL for minutes, and a page wants to show that. */
+  onProgress?: LoadProgressCallback;
 }
+
+/**
+ * One 4-byte stand-in buffer per runtime behind every dry-run tensor, made outside the pool and
+ * kept for the runtime's life: checking a checkpoint takes nothing from the pool, however often.
+ */
+const placeholders = new WeakMap<Runtime, Tensor>();
+/** The stand-in belongs to no scope and is never released. */
+const PLACEHOLDER_OWNER: TensorOwner = { track() {}, releaseTensorBuffer() {} };
 
 export class WeightLoader {
   readonly used = new Set<string>();
-  private placeholder: Tensor | null = null;
+  private loadedBytes = 0;
+  private totalBytes: number | undefined;
 
   constructor(
     readonly rt: Runtime,
@@ -39,8 +62,13 @@ export class WeightLoader {
 
   /** A shape-only tensor for dry runs: shares a 4-byte buffer and must never be dispatched on. */
   placeholderOf(shape: readonly number[], dtype: DType): Tensor {
-    this.placeholder ??= this.rt.empty([1], 'f32', 'dry-run placeholder');
-    return new Tensor(this.rt, shape, this.rt.storageDType(dtype), this.placeholder.buffer, 0, this.placeholder);
+    let base = placeholders.get(this.rt);
+    if (!base) {
+      const buffer = this.rt.device.createBuffer({ size: 4, usage: 0x80, label: 'dry-run placeholder' }); // STORAGE
+      base = new Tensor(PLACEHOLDER_OWNER, [1], 'f32', buffer);
+      placeholders.set(this.rt, base);
+    }
+    return new Tensor(this.rt, shape, this.rt.storageDType(dtype), base.buffer, 0, base);
   }
 
   root(): WeightScope {
@@ -56,6 +84,16 @@ export class WeightLoader {
       );
     }
     this.used.add(key);
+  }
+
+  /** Counts `key` as done and tells `onProgress`. */
+  reportLoaded(key: string): void {
+    const { onProgress } = this.options;
+    if (!onProgress) return;
+    const size = (info: { begin: number; end: number }) => info.end - info.begin;
+    this.totalBytes ??= [...this.reader.tensors.values()].reduce((sum, info) => sum + size(info), 0);
+    this.loadedBytes += size(this.reader.tensors.get(key)!);
+    onProgress({ file: this.file, tensor: key, loadedBytes: this.loadedBytes, totalBytes: this.totalBytes });
   }
 
   /** Every tensor of the checkpoint must have been used: a stray key means a wrong architecture or config. */
@@ -91,6 +129,7 @@ export class WeightScope {
   /** Marks a tensor as used without loading it (e.g. BatchNorm's `num_batches_tracked`). */
   skip(name: string, shape: readonly number[]): void {
     this.loader.shapeOf(this.key(name), shape);
+    this.loader.reportLoaded(this.key(name));
   }
 
   /** The parameter as f32 host values, for load-time transforms (reordering, folding). */
@@ -98,14 +137,21 @@ export class WeightScope {
     const key = this.key(name);
     this.loader.shapeOf(key, shape);
     // Dry runs hand back a 1-element stand-in: load-time transforms must tolerate it (their output is a placeholder too).
-    if (this.loader.options.dryRun) return new Float32Array(1);
-    return this.loader.reader.readF32(key);
+    const values = this.loader.options.dryRun ? new Float32Array(1) : await this.loader.reader.readF32(key);
+    this.loader.reportLoaded(key);
+    return values;
   }
 
   /** The parameter on the device in the loader's dtype (or `dtype`), uploaded in chunks when stored alike. */
   async tensor(name: string, shape: readonly number[], dtype: DType = this.loader.dtype): Promise<Tensor> {
     const key = this.key(name);
     this.loader.shapeOf(key, shape);
+    const t = await this.load(key, shape, dtype);
+    this.loader.reportLoaded(key);
+    return t;
+  }
+
+  private async load(key: string, shape: readonly number[], dtype: DType): Promise<Tensor> {
     if (this.loader.options.dryRun) return this.loader.placeholderOf(shape, dtype);
     const { rt, reader } = this.loader;
     const stored = rt.storageDType(dtype);

@@ -3,9 +3,10 @@
  * component. A Hub id (`org/name`) is first downloaded into the Hugging Face cache.
  */
 import { snapshotDownload, type HubOptions } from '../io/hub.js';
+import { describe } from '../io/safetensors_format.js';
 import { tokenizerClasses, type CLIPTokenizer } from '../models/clip/tokenization_clip.js';
 import { readTextFile, readTextFileIfExists } from '../platform/text_file.js';
-import { DDPMWuerstchenScheduler } from './scheduling_ddpm_wuerstchen.js';
+import { DDPMWuerstchenScheduler, SchedulerConfigError } from './scheduling_ddpm_wuerstchen.js';
 
 export class PipelineConfigError extends Error {
   override name = 'PipelineConfigError';
@@ -27,18 +28,34 @@ export async function resolvePipelineFolder(source: string, hub: HubOptions = {}
 
 export async function readModelIndex(dir: string, expectedClass: string): Promise<ModelIndex> {
   const path = `${dir}/model_index.json`;
+  let text: string;
+  try {
+    text = await readTextFile(path);
+  } catch (err) {
+    throw new PipelineConfigError(`${path}: ${(err as Error).message}`);
+  }
+  return parseModelIndex(text, path, expectedClass);
+}
+
+/** A JSON object of untrusted text, or a PipelineConfigError naming `path`. */
+function parseJsonObject(text: string, path: string): Record<string, unknown> {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(await readTextFile(path));
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new PipelineConfigError(`${path}: ${(err as Error).message}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new PipelineConfigError(`${path}: expected a JSON object`);
   }
-  const index = parsed as Record<string, unknown>;
+  return parsed as Record<string, unknown>;
+}
+
+/** The text of a model_index.json (`path` names it in errors), which must be for `expectedClass`. */
+export function parseModelIndex(text: string, path: string, expectedClass: string): ModelIndex {
+  const index = parseJsonObject(text, path);
   if (index._class_name !== expectedClass) {
-    throw new PipelineConfigError(`${path}: _class_name is ${JSON.stringify(index._class_name)}, expected "${expectedClass}"`);
+    throw new PipelineConfigError(`${path}: _class_name is ${describe(index._class_name)}, expected "${expectedClass}"`);
   }
   return index as ModelIndex;
 }
@@ -47,31 +64,46 @@ export async function readModelIndex(dir: string, expectedClass: string): Promis
 export function indexNumber(index: ModelIndex, key: string, fallback: number, dir: string): number {
   const value = index[key] ?? fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new PipelineConfigError(`${dir}/model_index.json: "${key}" must be a positive number, got ${JSON.stringify(value)}`);
+    throw new PipelineConfigError(`${dir}/model_index.json: "${key}" must be a positive number, got ${describe(value)}`);
   }
   return value;
 }
 
-export async function loadTokenizer(dir: string, index: ModelIndex): Promise<CLIPTokenizer> {
+/** The tokenizer class model_index.json names (`["transformers", "CLIPTokenizerFast"]`), CLIPTokenizerFast when absent. */
+export function tokenizerClass(index: ModelIndex, dir: string): (typeof tokenizerClasses)[keyof typeof tokenizerClasses] {
   const entry = index.tokenizer;
   const className = Array.isArray(entry) ? entry[1] : 'CLIPTokenizerFast';
-  const cls = tokenizerClasses[className as keyof typeof tokenizerClasses];
-  if (!cls) {
+  // An own-property test: a name like "constructor" must not reach Object.prototype.
+  if (typeof className !== 'string' || !Object.hasOwn(tokenizerClasses, className)) {
     throw new PipelineConfigError(
-      `${dir}/model_index.json: tokenizer class ${JSON.stringify(className)} is not one of ${Object.keys(tokenizerClasses).join(', ')}`,
+      `${dir}/model_index.json: tokenizer class ${describe(className)} is not one of ${Object.keys(tokenizerClasses).join(', ')}`,
     );
   }
-  return cls.fromPretrained(`${dir}/tokenizer`);
+  return tokenizerClasses[className as keyof typeof tokenizerClasses];
+}
+
+export async function loadTokenizer(dir: string, index: ModelIndex): Promise<CLIPTokenizer> {
+  return tokenizerClass(index, dir).fromPretrained(`${dir}/tokenizer`);
 }
 
 export async function loadScheduler(dir: string): Promise<DDPMWuerstchenScheduler> {
   const path = `${dir}/scheduler/scheduler_config.json`;
-  let config: unknown;
+  let text: string;
   try {
-    config = JSON.parse(await readTextFile(path));
+    text = await readTextFile(path);
   } catch (err) {
     throw new PipelineConfigError(`${path}: ${(err as Error).message}`);
   }
-  if (typeof config !== 'object' || config === null) throw new PipelineConfigError(`${path}: expected a JSON object`);
-  return DDPMWuerstchenScheduler.fromConfig(config as Record<string, unknown>);
+  return parseSchedulerConfig(text, path);
+}
+
+/** The text of a scheduler_config.json; `path` names it in errors. */
+export function parseSchedulerConfig(text: string, path: string): DDPMWuerstchenScheduler {
+  const config = parseJsonObject(text, path);
+  try {
+    return DDPMWuerstchenScheduler.fromConfig(config);
+  } catch (err) {
+    if (err instanceof SchedulerConfigError) throw new PipelineConfigError(`${path}: ${err.message}`);
+    throw err;
+  }
 }

@@ -9,15 +9,17 @@ import { PaellaVQModel } from '../models/vqgan/modeling_paella_vq_model.js';
 import { concatBatch, gatherBatch } from '../ops/batch.js';
 import { cast } from '../ops/cast.js';
 import { mul } from '../ops/elementwise.js';
-import type { Runtime } from '../runtime/device.js';
-import type { DType } from '../runtime/dtype.js';
+import { gpuFailureAt, type Runtime } from '../runtime/device.js';
 import type { Tensor } from '../runtime/tensor.js';
+import { checkActivationsFit, decoderActivations, textEncoderActivations, vqganActivations } from './activation_limits.js';
+import { checkCheckpoints } from './check_checkpoints.js';
 import { encodePrompt, repeatInterleave } from './encode_prompt.js';
+import { exclusive } from './exclusive.js';
 import type { HostTensor } from './host_tensor.js';
 import { indexNumber, loadScheduler, loadTokenizer, readModelIndex } from './model_index.js';
-import { defaultGenerator, denoise, initialNoise, type DenoiseOptions } from './pipeline_wuerstchen_prior.js';
+import { defaultGenerator, denoise, initialNoise, type DenoiseOptions, type PipelineLoadOptions } from './pipeline_wuerstchen_prior.js';
 import type { DDPMWuerstchenScheduler } from './scheduling_ddpm_wuerstchen.js';
-import { finiteNumber, negativePromptList, PipelineInputError, positiveInteger, promptList, timestepList } from './validate.js';
+import { dtypeOption, finiteNumber, negativePromptList, PipelineInputError, positiveInteger, promptList, stepCount, timestepList } from './validate.js';
 
 export interface DecoderCallOptions extends DenoiseOptions {
   /** Stage C output [B, c, h, w] (device f32 tensor, or host values). */
@@ -41,19 +43,21 @@ export class WuerstchenDecoderPipeline {
     readonly config: { latentDimScale: number },
   ) {}
 
-  /** A local `warp-ai/wuerstchen`-layout folder (see `resolvePipelineFolder` for Hub ids). */
-  static async fromPretrained(rt: Runtime, dir: string, { dtype = 'f32' }: { dtype?: DType } = {}): Promise<WuerstchenDecoderPipeline> {
+  /** A `warp-ai/wuerstchen`-layout folder: a local path or an http(s) base URL (see `resolvePipelineFolder` for Hub ids). */
+  static async fromPretrained(rt: Runtime, dir: string, { dtype = 'f32', onProgress }: PipelineLoadOptions = {}): Promise<WuerstchenDecoderPipeline> {
+    dtypeOption(dtype);
     const index = await readModelIndex(dir, 'WuerstchenDecoderPipeline');
     const config = { latentDimScale: indexNumber(index, 'latent_dim_scale', 10.67, dir) };
     const tokenizer = await loadTokenizer(dir, index);
     const scheduler = await loadScheduler(dir);
+    await checkCheckpoints(rt, dir, ['text_encoder', 'decoder', 'vqgan'], dtype);
     const loaded: { dispose(): void }[] = [];
     try {
-      const textEncoder = await CLIPTextModel.fromPretrained(rt, `${dir}/text_encoder`, { dtype });
+      const textEncoder = await CLIPTextModel.fromPretrained(rt, `${dir}/text_encoder`, { dtype, onProgress });
       loaded.push(textEncoder);
-      const decoder = await WuerstchenDiffNeXt.fromPretrained(rt, `${dir}/decoder`, { dtype });
+      const decoder = await WuerstchenDiffNeXt.fromPretrained(rt, `${dir}/decoder`, { dtype, onProgress });
       loaded.push(decoder);
-      const vqgan = await PaellaVQModel.fromPretrained(rt, `${dir}/vqgan`, { dtype });
+      const vqgan = await PaellaVQModel.fromPretrained(rt, `${dir}/vqgan`, { dtype, onProgress });
       return new WuerstchenDecoderPipeline(rt, tokenizer, textEncoder, decoder, scheduler, vqgan, config);
     } catch (err) {
       for (const m of loaded) m.dispose();
@@ -66,17 +70,26 @@ export class WuerstchenDecoderPipeline {
     return [Math.trunc(h * this.config.latentDimScale), Math.trunc(w * this.config.latentDimScale)];
   }
 
-  /** Images [B·n, 3, H, W] in [0, 1] on the host. */
-  async call(options: DecoderCallOptions): Promise<HostTensor> {
+  /** Images [B·n, 3, H, W] in [0, 1] on the host. Calls on one runtime run one after another (see exclusive.ts). */
+  call(options: DecoderCallOptions): Promise<HostTensor> {
+    return exclusive(this.rt, () => this.generate(options));
+  }
+
+  private async generate(options: DecoderCallOptions): Promise<HostTensor> {
     const { rt } = this;
+    rt.checkErrors("decoder: this pipeline's GPU runtime failed earlier; recreate the runtime and the pipeline");
+    options.signal?.throwIfAborted();
     const prompts = promptList(options.prompt);
     const negative = negativePromptList(options.negativePrompt, prompts);
     const perPrompt = positiveInteger(options.numImagesPerPrompt ?? 1, 'numImagesPerPrompt');
     const guidanceScale = finiteNumber(options.guidanceScale ?? 0.0, 'guidanceScale');
     const timesteps = options.timesteps && timestepList(options.timesteps);
-    const steps = positiveInteger(options.numInferenceSteps ?? 12, 'numInferenceSteps');
-    const embShape = options.imageEmbeddings.shape;
-    if (embShape.length !== 4) throw new PipelineInputError(`imageEmbeddings must be [B, C, h, w], got [${embShape.join(', ')}]`);
+    const steps = stepCount(options.numInferenceSteps ?? 12, 'numInferenceSteps');
+    const embShape = options.imageEmbeddings?.shape ?? [];
+    const effnetChannels = this.decoder.config.effnet_embd;
+    if (embShape.length !== 4 || embShape[1] !== effnetChannels || !embShape.every((d) => Number.isSafeInteger(d) && d > 0)) {
+      throw new PipelineInputError(`imageEmbeddings must be [B, ${effnetChannels}, h, w] with positive sizes, got [${embShape.join(', ')}]`);
+    }
     const embBatch = embShape[0];
     if (embBatch % prompts.length !== 0) {
       throw new PipelineInputError(`imageEmbeddings has batch ${embBatch}, not a multiple of the ${prompts.length} prompts`);
@@ -91,6 +104,17 @@ export class WuerstchenDecoderPipeline {
     const batch = embBatch * perPrompt;
     const generator = options.generator ?? defaultGenerator();
     const guidance = guidanceScale > 1;
+    const tokens = this.tokenizer.modelMaxLength;
+    const modelDType = this.textEncoder.dtype;
+    const imageScale = this.vqgan.config.upDownScaleFactor * 2 ** (this.vqgan.config.levels - 1);
+    checkActivationsFit(rt, `a ${lh * imageScale}×${lw * imageScale} image (batch ${batch})`, [
+      ...textEncoderActivations(this.textEncoder.config, { prompts: prompts.length, tokens }, modelDType),
+      ...decoderActivations(this.decoder.config, guidance ? 2 * batch : batch, lh, lw, tokens, modelDType),
+      ...vqganActivations(this.vqgan.config, batch, lh, lw, modelDType),
+    ]);
+    if (!('buffer' in options.imageEmbeddings) && options.imageEmbeddings.data.length !== embShape.reduce((a, b) => a * b, 1)) {
+      throw new PipelineInputError(`imageEmbeddings has ${options.imageEmbeddings.data.length} values for shape [${embShape.join(', ')}]`);
+    }
 
     // Each embedding keeps its own prompt: with one prompt this is diffusers' repeat of the prompt for every image.
     const clip = await encodePrompt(rt, this, prompts, batch / prompts.length, guidance, negative, options.dump, 'decoder');
@@ -123,14 +147,22 @@ export class WuerstchenDecoderPipeline {
       );
       const { dump } = options;
       if (dump) await dump.device('decoder.latents_final', final);
-      const image = await rt.scope(async () => {
-        const scaled = mul(rt, final, rt.upload([this.vqgan.scaleFactor], [1]));
-        if (dump) await dump.device('vqgan.decode.in', scaled);
-        return this.vqgan.decode(cast(rt, scaled, dtype));
-      });
-      final.dispose();
-      const data = await rt.read(image);
-      image.dispose();
+      const image = await rt
+        .scope(async () => {
+          const scaled = mul(rt, final, rt.upload([this.vqgan.scaleFactor], [1]));
+          if (dump) await dump.device('vqgan.decode.in', scaled);
+          return this.vqgan.decode(cast(rt, scaled, dtype));
+        })
+        .catch((err) => {
+          throw gpuFailureAt(err, 'VQGAN decode');
+        })
+        .finally(() => final.dispose());
+      const data = await rt
+        .read(image)
+        .catch((err) => {
+          throw gpuFailureAt(err, 'VQGAN decode readback');
+        })
+        .finally(() => image.dispose());
       if (dump) dump.host('vqgan.decode.out', { shape: [...image.shape], data });
       const clamped = { shape: [...image.shape], data: data.map((v) => Math.min(1, Math.max(0, v))) };
       if (dump) dump.host('image', clamped);

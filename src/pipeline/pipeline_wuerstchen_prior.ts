@@ -5,20 +5,24 @@
 import { CLIPTextModel } from '../models/clip/modeling_clip.js';
 import type { CLIPTokenizer } from '../models/clip/tokenization_clip.js';
 import { WuerstchenPrior } from '../models/stage_c/modeling_wuerstchen_prior.js';
+import type { LoadProgressCallback } from '../nn/weight_scope.js';
 import { gatherBatch } from '../ops/batch.js';
 import { cast } from '../ops/cast.js';
 import { ddpmStep } from '../ops/ddpm_step.js';
 import { add, lerp, mul } from '../ops/elementwise.js';
-import type { Runtime } from '../runtime/device.js';
+import { gpuFailureAt, type Runtime } from '../runtime/device.js';
 import type { DType } from '../runtime/dtype.js';
 import type { Tensor } from '../runtime/tensor.js';
+import { checkActivationsFit, priorActivations, textEncoderActivations } from './activation_limits.js';
+import { checkCheckpoints } from './check_checkpoints.js';
 import { encodePrompt } from './encode_prompt.js';
+import { exclusive } from './exclusive.js';
 import type { HostTensor } from './host_tensor.js';
 import { indexNumber, loadScheduler, loadTokenizer, readModelIndex } from './model_index.js';
 import { PipelineDump, stepName } from './pipeline_dump.js';
 import { DDPMWuerstchenScheduler } from './scheduling_ddpm_wuerstchen.js';
 import { randnTensor, TorchGenerator } from './torch_generator.js';
-import { finiteNumber, negativePromptList, PipelineInputError, positiveInteger, promptList, timestepList } from './validate.js';
+import { dtypeOption, finiteNumber, negativePromptList, PipelineInputError, positiveInteger, promptList, stepCount, timestepList } from './validate.js';
 
 export interface StepInfo {
   stage: 'prior' | 'decoder';
@@ -51,6 +55,13 @@ export interface PriorCallOptions extends DenoiseOptions {
   timesteps?: readonly number[];
   guidanceScale?: number;
   numImagesPerPrompt?: number;
+}
+
+export interface PipelineLoadOptions {
+  /** Device dtype of every component's weights (f16 falls back to f32 on adapters without shader-f16). */
+  dtype?: DType;
+  /** Called after each tensor of each component's checkpoint (`file` says which component). */
+  onProgress?: LoadProgressCallback;
 }
 
 export interface PriorPipelineConfig {
@@ -95,39 +106,46 @@ export async function denoise(
   const timesteps = scheduler.timesteps;
   const steps = timesteps.length - 1;
   const { dump } = options;
-  if (dump) await dump.device(`${stage}.initial_noise`, latents);
-  for (let i = 0; i < steps; i++) {
-    options.signal?.throwIfAborted();
-    const ratio = new Float32Array(batch).fill(timesteps[i]);
-    const name = `${stage}.${stepName(i)}`;
-    const next = await rt.scope(async () => {
-      const x = cast(rt, guidance ? gatherBatch(rt, latents, [...Array(batch).keys(), ...Array(batch).keys()]) : latents, modelDType);
-      const r = guidance ? Float32Array.from([...ratio, ...ratio]) : ratio;
-      const raw = await model(x, r);
-      let predicted = raw;
-      if (guidance) {
-        const text = gatherBatch(rt, raw, [...Array(batch).keys()]);
-        const uncond = gatherBatch(rt, raw, [...Array(batch).keys()].map((b) => b + batch));
-        predicted = lerp(rt, uncond, text, guidanceScale);
-      }
-      const noise = rt.upload(randnTensor(latents.shape, generator).data, latents.shape, 'f32', 'step_noise');
-      const prev = ddpmStep(rt, latents, predicted, noise, scheduler.stepCoefficients(ratio));
-      if (dump) {
-        dump.host(`${name}.t`, { shape: [batch], data: ratio });
-        await dump.device(`${name}.model_in.x`, x);
-        dump.host(`${name}.model_in.r`, { shape: [r.length], data: r });
-        for (const [k, t] of Object.entries(conditioning)) await dump.device(`${name}.model_in.${k}`, t);
-        await dump.device(`${name}.model_out`, raw);
-        await dump.device(`${name}.guided_model_output`, predicted);
-        await dump.device(`${name}.sample`, latents);
-        await dump.device(`${name}.noise`, noise);
-        await dump.device(`${name}.latents`, prev);
-      }
-      return prev;
-    });
+  let i = 0;
+  try {
+    if (dump) await dump.device(`${stage}.initial_noise`, latents);
+    for (; i < steps; i++) {
+      options.signal?.throwIfAborted();
+      const ratio = new Float32Array(batch).fill(timesteps[i]);
+      const name = `${stage}.${stepName(i)}`;
+      const next = await rt.scope(async () => {
+        const x = cast(rt, guidance ? gatherBatch(rt, latents, [...Array(batch).keys(), ...Array(batch).keys()]) : latents, modelDType);
+        const r = guidance ? Float32Array.from([...ratio, ...ratio]) : ratio;
+        const raw = await model(x, r);
+        let predicted = raw;
+        if (guidance) {
+          const text = gatherBatch(rt, raw, [...Array(batch).keys()]);
+          const uncond = gatherBatch(rt, raw, [...Array(batch).keys()].map((b) => b + batch));
+          predicted = lerp(rt, uncond, text, guidanceScale);
+        }
+        const noise = rt.upload(randnTensor(latents.shape, generator).data, latents.shape, 'f32', 'step_noise');
+        const prev = ddpmStep(rt, latents, predicted, noise, scheduler.stepCoefficients(ratio));
+        if (dump) {
+          dump.host(`${name}.t`, { shape: [batch], data: ratio });
+          await dump.device(`${name}.model_in.x`, x);
+          dump.host(`${name}.model_in.r`, { shape: [r.length], data: r });
+          for (const [k, t] of Object.entries(conditioning)) await dump.device(`${name}.model_in.${k}`, t);
+          await dump.device(`${name}.model_out`, raw);
+          await dump.device(`${name}.guided_model_output`, predicted);
+          await dump.device(`${name}.sample`, latents);
+          await dump.device(`${name}.noise`, noise);
+          await dump.device(`${name}.latents`, prev);
+        }
+        return prev;
+      });
+      latents.dispose();
+      latents = next;
+      await options.callback?.({ stage, step: i, steps, timestep: timesteps[i], latents });
+    }
+  } catch (err) {
+    // Cancelled or failed between steps: the caller never sees these latents, so free them here.
     latents.dispose();
-    latents = next;
-    await options.callback?.({ stage, step: i, steps, timestep: timesteps[i], latents });
+    throw gpuFailureAt(err, `${stage} step ${i + 1}/${steps}`);
   }
   return latents;
 }
@@ -143,7 +161,7 @@ export function validatePriorOptions(options: PriorCallOptions) {
     perPrompt: positiveInteger(options.numImagesPerPrompt ?? 1, 'numImagesPerPrompt'),
     guidanceScale: finiteNumber(options.guidanceScale ?? 8.0, 'guidanceScale'),
     timesteps: options.timesteps && timestepList(options.timesteps),
-    steps: positiveInteger(options.numInferenceSteps ?? 60, 'numInferenceSteps'),
+    steps: stepCount(options.numInferenceSteps ?? 60, 'numInferenceSteps'),
   };
 }
 
@@ -157,8 +175,9 @@ export class WuerstchenPriorPipeline {
     readonly config: PriorPipelineConfig,
   ) {}
 
-  /** A local `warp-ai/wuerstchen-prior`-layout folder (see `resolvePipelineFolder` for Hub ids). */
-  static async fromPretrained(rt: Runtime, dir: string, { dtype = 'f32' }: { dtype?: DType } = {}): Promise<WuerstchenPriorPipeline> {
+  /** A `warp-ai/wuerstchen-prior`-layout folder: a local path or an http(s) base URL (see `resolvePipelineFolder` for Hub ids). */
+  static async fromPretrained(rt: Runtime, dir: string, { dtype = 'f32', onProgress }: PipelineLoadOptions = {}): Promise<WuerstchenPriorPipeline> {
+    dtypeOption(dtype);
     const index = await readModelIndex(dir, 'WuerstchenPriorPipeline');
     const config = {
       latentMean: indexNumber(index, 'latent_mean', 42.0, dir),
@@ -167,9 +186,10 @@ export class WuerstchenPriorPipeline {
     };
     const tokenizer = await loadTokenizer(dir, index);
     const scheduler = await loadScheduler(dir);
-    const textEncoder = await CLIPTextModel.fromPretrained(rt, `${dir}/text_encoder`, { dtype });
+    await checkCheckpoints(rt, dir, ['text_encoder', 'prior'], dtype);
+    const textEncoder = await CLIPTextModel.fromPretrained(rt, `${dir}/text_encoder`, { dtype, onProgress });
     try {
-      const prior = await WuerstchenPrior.fromPretrained(rt, `${dir}/prior`, { dtype });
+      const prior = await WuerstchenPrior.fromPretrained(rt, `${dir}/prior`, { dtype, onProgress });
       return new WuerstchenPriorPipeline(rt, tokenizer, textEncoder, prior, scheduler, config);
     } catch (err) {
       textEncoder.dispose();
@@ -182,14 +202,29 @@ export class WuerstchenPriorPipeline {
     return [Math.ceil(height / this.config.resolutionMultiple), Math.ceil(width / this.config.resolutionMultiple)];
   }
 
-  /** Image embeddings [B·n, c_in, h, w] on the device (f32), already denormalised (`latents · mean − std`). */
-  async call(options: PriorCallOptions): Promise<Tensor> {
+  /**
+   * Image embeddings [B·n, c_in, h, w] on the device (f32), already denormalised (`latents · mean − std`).
+   * Calls on one runtime run one after another (see exclusive.ts).
+   */
+  call(options: PriorCallOptions): Promise<Tensor> {
+    return exclusive(this.rt, () => this.generate(options));
+  }
+
+  private async generate(options: PriorCallOptions): Promise<Tensor> {
     const { rt } = this;
+    rt.checkErrors("prior: this pipeline's GPU runtime failed earlier; recreate the runtime and the pipeline");
+    options.signal?.throwIfAborted();
     const { prompts, negative, height, width, perPrompt, guidanceScale, timesteps, steps } = validatePriorOptions(options);
     const [h, w] = this.latentSize(height, width);
     const shape = [prompts.length * perPrompt, this.prior.config.c_in, h, w];
     const generator = options.generator ?? defaultGenerator();
     const guidance = guidanceScale > 1;
+    const tokens = this.tokenizer.modelMaxLength;
+    const dtype = this.textEncoder.dtype;
+    checkActivationsFit(rt, `a ${height}×${width} image (batch ${shape[0]})`, [
+      ...textEncoderActivations(this.textEncoder.config, { prompts: prompts.length, tokens }, dtype),
+      ...priorActivations(this.prior.config, guidance ? 2 * shape[0] : shape[0], h, w, tokens, dtype),
+    ]);
 
     const clip = await encodePrompt(rt, this, prompts, perPrompt, guidance, negative, options.dump, 'prior');
     try {

@@ -7,6 +7,7 @@
  * are float32 tensors, so every operation is rounded to float32 (`Math.fround`) in the order torch
  * evaluates it, and Python float operands (`torch.pi`, the clamp bounds) are cast to float32.
  */
+import { describe } from '../io/safetensors_format.js';
 import { type HostTensor, numel } from './host_tensor.js';
 import { TorchGenerator, randnTensor } from './torch_generator.js';
 
@@ -90,6 +91,10 @@ export interface StepCoefficients {
 /** Where `step` gets its noise: given values, or drawn like `randn_tensor(shape, generator)`. */
 export type StepNoise = HostTensor | TorchGenerator | readonly TorchGenerator[];
 
+export class SchedulerConfigError extends Error {
+  override name = 'SchedulerConfigError';
+}
+
 export class DDPMWuerstchenScheduler {
   readonly scaler: number;
   /** `self.s`, a float32 tensor. */
@@ -105,15 +110,22 @@ export class DDPMWuerstchenScheduler {
     this.initAlphaCumprod = powF32(f(Math.cos(arg)), 2);
   }
 
-  /** From a parsed `scheduler/scheduler_config.json`. */
+  /**
+   * From a parsed `scheduler/scheduler_config.json`. Values that would turn every ᾱ into NaN are
+   * refused: `scaler` ≤ 0 (t^scaler is infinite at t = 0) and `s` < 0 (s = −1 divides by zero).
+   */
   static fromConfig(config: Record<string, unknown>): DDPMWuerstchenScheduler {
-    const read = (key: string): number | undefined => {
+    const read = (key: string, valid: (value: number) => boolean, what: string): number | undefined => {
       const value = config[key];
       if (value === undefined) return undefined;
-      if (typeof value !== 'number') throw new TypeError(`scheduler config: "${key}" must be a number, got ${JSON.stringify(value)}`);
+      if (typeof value !== 'number') throw new SchedulerConfigError(`scheduler config: "${key}" must be a number, got ${describe(value)}`);
+      if (!Number.isFinite(value) || !valid(value)) throw new SchedulerConfigError(`scheduler config: "${key}" must be ${what}, got ${value}`);
       return value;
     };
-    return new DDPMWuerstchenScheduler({ scaler: read('scaler'), s: read('s') });
+    return new DDPMWuerstchenScheduler({
+      scaler: read('scaler', (v) => v > 0, 'a positive finite number'),
+      s: read('s', (v) => v >= 0, 'a finite number ≥ 0'),
+    });
   }
 
   /**

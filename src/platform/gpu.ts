@@ -32,6 +32,8 @@ export interface GpuContext {
   features: Set<string>;
   /** Resolves with a DeviceLostError when the device is lost (never rejects). */
   lost: Promise<DeviceLostError>;
+  /** Dawn's Node binding spins a CPU core while a map or `onSubmittedWorkDone` is pending; Deno and browsers do not. */
+  busyPollsWhileWaiting: boolean;
 }
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node && !('Deno' in globalThis);
@@ -110,5 +112,6 @@ export async function requestGpu(options: GpuOptions = {}): Promise<GpuContext> 
     },
     features: new Set([...device.features] as string[]),
     lost,
+    busyPollsWhileWaiting: isNode,
   };
 }

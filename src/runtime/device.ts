@@ -17,6 +17,16 @@ export class GpuOutOfMemoryError extends GpuError {
   override name = 'GpuOutOfMemoryError';
 }
 
+/**
+ * A GPU failure (GpuError or DeviceLostError) again, of the same class, with `where` it surfaced (a
+ * stage, a step, an op) in front of its message and the original as its cause. Other errors pass through.
+ */
+export function gpuFailureAt(err: unknown, where: string): unknown {
+  if (!(err instanceof GpuError || err instanceof DeviceLostError)) return err;
+  const Kind = err.constructor as new (message: string, options?: ErrorOptions) => Error;
+  return new Kind(`${where}: ${err.message}`, { cause: err });
+}
+
 export interface RuntimeOptions extends GpuOptions {
   /** Dispatches per submit (default 64). */
   batchSize?: number;
@@ -52,6 +62,7 @@ export class Runtime implements TensorOwner {
   private firstError: GpuError | DeviceLostError | null = null;
   /** Seconds of GPU time per unit of recorded work, learned from earlier waits. */
   private secondsPerWork = 0;
+  private kernelsAtLastWait = 0;
 
   private constructor(ctx: GpuContext, options: RuntimeOptions) {
     this.gpu = ctx;
@@ -87,9 +98,12 @@ export class Runtime implements TensorOwner {
     this.firstError ??= error;
   }
 
-  /** Throws the first asynchronous GPU error (validation, out-of-memory, device loss) seen so far. */
-  checkErrors(): void {
-    if (this.firstError) throw this.firstError;
+  /**
+   * Throws the first asynchronous GPU error (validation, out-of-memory, device loss) seen so far,
+   * named after `where` (the op about to run) when given. Such an error is final for this runtime.
+   */
+  checkErrors(where?: string): void {
+    if (this.firstError) throw where === undefined ? this.firstError : gpuFailureAt(this.firstError, where);
   }
 
   /** The dtype tensors of `requested` type are stored in: f16 falls back to f32 without `shader-f16`. */
@@ -107,14 +121,17 @@ export class Runtime implements TensorOwner {
     this.pool.release(buffer);
   }
 
-  /** Uninitialised tensor. Rejects sizes no single binding can hold instead of computing garbage. */
+  /**
+   * Uninitialised tensor. Rejects sizes no single binding can hold instead of computing garbage: a
+   * GpuOutOfMemoryError, as the allocation could never succeed on this device.
+   */
   empty(shape: readonly number[], dtype: DType, label = 'tensor'): Tensor {
-    this.checkErrors();
+    this.checkErrors(label);
     const stored = this.storageDType(dtype);
     const bytes = Math.ceil((numel(shape) * bytesPerElement(stored)) / 4) * 4;
     const limit = this.limits.maxStorageBufferBindingSize;
     if (bytes > limit) {
-      throw new RangeError(
+      throw new GpuOutOfMemoryError(
         `${label}: tensor [${shape.join(', ')}] ${stored} needs ${bytes} bytes, more than this device's ` +
           `maxStorageBufferBindingSize (${limit}); it must be split`,
       );
@@ -198,7 +215,7 @@ export class Runtime implements TensorOwner {
   // ---- dispatch ----------------------------------------------------------------------------
 
   dispatch(spec: DispatchSpec): void {
-    this.checkErrors();
+    this.checkErrors(spec.label);
     const pipeline = this.kernels.get(spec.kernel);
     this.recorder.dispatch({
       pipeline,
@@ -230,10 +247,12 @@ export class Runtime implements TensorOwner {
    * a map is pending, which on small machines steals the cores the (software) GPU computes on.
    * So first sleep for most of the expected GPU time, then wait. When the work turns out to be done
    * already after the sleep, we overslept and the rate is halved; otherwise the measured time sets it.
+   * Where waiting does not spin (Deno, browsers) it never sleeps: there the first waits also include
+   * pipeline compilation, and a rate learned from them made later sleeps minutes too long.
    */
   private async waitFor(done: () => Promise<unknown>, work: number): Promise<void> {
     const start = performance.now();
-    const expectedMs = work * this.secondsPerWork * 1000;
+    const expectedMs = this.gpu.busyPollsWhileWaiting ? work * this.secondsPerWork * 1000 : 0;
     const slept = expectedMs > 2;
     if (slept) await sleep(expectedMs * 0.85);
     const woke = performance.now();
@@ -242,8 +261,11 @@ export class Runtime implements TensorOwner {
     });
     await Promise.race([done(), lost]);
     const end = performance.now();
-    // Tiny batches measure dispatch overhead, not throughput.
-    if (work < 1e5) return;
+    // Tiny batches measure dispatch overhead, and batches that compiled pipelines (at first dispatch,
+    // on some drivers) measure the compiler: neither says how fast the GPU computes.
+    const compiled = this.kernels.size !== this.kernelsAtLastWait;
+    this.kernelsAtLastWait = this.kernels.size;
+    if (work < 1e5 || compiled) return;
     if (slept && end - woke < 1) this.secondsPerWork /= 2;
     else this.secondsPerWork = (end - start) / 1000 / work;
   }

@@ -1,5 +1,6 @@
 // Mirrors transformers src/transformers/models/clip/configuration_clip.py (CLIPTextConfig): the fields
 // of a CLIP text tower's config.json that the forward pass depends on.
+import { describe } from '../../io/safetensors_format.js';
 
 /** The activations transformers' ACT2FN maps these names to, as far as CLIP text towers use them. */
 export type CLIPHiddenAct = 'gelu' | 'quick_gelu';
@@ -51,19 +52,19 @@ export function parseCLIPTextConfig(text: string, source: string): CLIPTextConfi
   const count = (field: keyof typeof DEFAULTS, min: number): number => {
     const value = raw[field];
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-      throw new CLIPConfigError(`${source}: '${field}' must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+      throw new CLIPConfigError(`${source}: '${field}' must be an integer ≥ ${min}, got ${describe(value)}`);
     }
     return value;
   };
   const hiddenAct = raw.hidden_act;
   if (typeof hiddenAct !== 'string' || !HIDDEN_ACTS.includes(hiddenAct)) {
     throw new CLIPConfigError(
-      `${source}: 'hidden_act' ${JSON.stringify(hiddenAct)} is not supported (one of: ${HIDDEN_ACTS.join(', ')})`,
+      `${source}: 'hidden_act' ${describe(hiddenAct)} is not supported (one of: ${HIDDEN_ACTS.join(', ')})`,
     );
   }
   const eps = raw.layer_norm_eps;
-  if (typeof eps !== 'number' || !(eps > 0)) {
-    throw new CLIPConfigError(`${source}: 'layer_norm_eps' must be a positive number, got ${JSON.stringify(eps)}`);
+  if (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps)) {
+    throw new CLIPConfigError(`${source}: 'layer_norm_eps' must be a positive finite number, got ${describe(eps)}`);
   }
   const config: CLIPTextConfig = {
     vocabSize: count('vocab_size', 1),

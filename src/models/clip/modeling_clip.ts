@@ -3,7 +3,7 @@
 // (CLIPAttention, CLIPMLP), final_layer_norm; pooler_output picks the end-of-text token.
 import { openSafetensors } from '../../io/safetensors.js';
 import type { Capture } from '../../nn/capture.js';
-import { WeightLoader, type WeightScope } from '../../nn/weight_scope.js';
+import { WeightLoader, type LoadProgressCallback, type WeightScope } from '../../nn/weight_scope.js';
 import { readTextFile } from '../../platform/text_file.js';
 import { activation } from '../../ops/activation.js';
 import { attention } from '../../ops/attention.js';
@@ -19,6 +19,10 @@ import { parseCLIPTextConfig, type CLIPTextConfig } from './configuration_clip.j
 export interface CLIPTextModelOptions {
   /** Device dtype of the weights and activations (f16: f16 storage, f32 arithmetic). Default f32. */
   dtype?: DType;
+  /** Called after each tensor is loaded (see WeightLoaderOptions). */
+  onProgress?: LoadProgressCallback;
+  /** Check keys and shapes only (see WeightLoader). */
+  dryRun?: boolean;
 }
 
 export interface CLIPForwardOptions {
@@ -458,7 +462,8 @@ export class CLIPTextModel {
     const file = `${dir}/model.safetensors`;
     const reader = await openSafetensors(file);
     try {
-      return await CLIPTextModel.load(new WeightLoader(rt, reader, file, options.dtype ?? 'f32'), config);
+      const loader = new WeightLoader(rt, reader, file, options.dtype ?? 'f32', { onProgress: options.onProgress, dryRun: options.dryRun });
+      return await CLIPTextModel.load(loader, config);
     } finally {
       await reader.close();
     }

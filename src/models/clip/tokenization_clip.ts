@@ -58,6 +58,56 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/** tokenization_clip.py seeds its BPE cache so these pass through whole when its regex finds them. */
+const BPE_SEEDS = new Map([
+  ['<|startoftext|>', ['<|startoftext|>']],
+  ['<|endoftext|>', ['<|endoftext|>']],
+]);
+
+const MAX_CACHED_WORDS = 10_000;
+
+/** A binary min-heap of (merge rank, symbol position), one number each: rank · 2³² + position. */
+class PairHeap {
+  private readonly keys: number[] = [];
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  topRank(): number {
+    return Math.floor(this.keys[0] / 2 ** 32);
+  }
+
+  push(rank: number, position: number): void {
+    const keys = this.keys;
+    let i = keys.push(rank * 2 ** 32 + position) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (keys[parent] <= keys[i]) break;
+      [keys[parent], keys[i]] = [keys[i], keys[parent]];
+      i = parent;
+    }
+  }
+
+  /** Removes the smallest entry and returns its position. */
+  pop(): number {
+    const keys = this.keys;
+    const top = keys[0];
+    const last = keys.pop() as number;
+    if (keys.length > 0) {
+      keys[0] = last;
+      for (let i = 0; ; ) {
+        const left = 2 * i + 1;
+        const smallest = left + 1 < keys.length && keys[left + 1] < keys[left] ? left + 1 : left;
+        if (left >= keys.length || keys[i] <= keys[smallest]) break;
+        [keys[i], keys[smallest]] = [keys[smallest], keys[i]];
+        i = smallest;
+      }
+    }
+    return top % 2 ** 32;
+  }
+}
+
 /** `CLIPTokenizer` without ftfy: control characters removed, CJK ideographs split one by one. */
 export class CLIPTokenizer {
   readonly bosTokenId: number;
@@ -73,11 +123,8 @@ export class CLIPTokenizer {
   private readonly bpeRanks = new Map<string, number>();
   /** Added tokens, longest first, as one capturing group so `split` keeps them. */
   private readonly addedTokenSplitter: RegExp;
-  private readonly bpeCache = new Map<string, string[]>([
-    // tokenization_clip.py seeds its cache so these pass through BPE whole when its regex finds them.
-    ['<|startoftext|>', ['<|startoftext|>']],
-    ['<|endoftext|>', ['<|endoftext|>']],
-  ]);
+  /** BPE results of recent words, oldest first; bounded so endless distinct prompts cannot grow it without limit. */
+  private readonly bpeCache = new Map<string, string[]>();
 
   constructor(files: CLIPTokenizerFiles) {
     this.vocab = files.vocab;
@@ -111,7 +158,8 @@ export class CLIPTokenizer {
       .forEach((piece, i) => {
         // split() with a capturing group puts the added tokens at the odd indices.
         if (i % 2 === 1) tokens.push(piece);
-        else for (const word of this.preTokenize(piece)) tokens.push(...this.bpe(this.byteEncode(word)));
+        // One token at a time: spreading a huge word's tokens into push() would overflow the call stack.
+        else for (const word of this.preTokenize(piece)) for (const token of this.bpe(this.byteEncode(word))) tokens.push(token);
       });
     return tokens;
   }
@@ -179,33 +227,54 @@ export class CLIPTokenizer {
     return encoded;
   }
 
-  /** `CLIPTokenizer.bpe`: repeatedly merge every occurrence of the best-ranked adjacent pair. */
+  /**
+   * `CLIPTokenizer.bpe`: repeatedly merge every occurrence of the best-ranked adjacent pair. Each pass
+   * takes that pair's occurrences from a heap of (rank, position) instead of rescanning the word, so
+   * a word of n symbols costs O(n log n) rather than O(n²) and a megabyte-long "word" cannot stall.
+   * Pairs a pass creates never have the pass's own rank (they contain its merged symbol), so, as in
+   * Python, a pass merges exactly the occurrences present when it starts, left to right.
+   */
   private bpe(token: string): string[] {
+    const seeded = BPE_SEEDS.get(token);
+    if (seeded) return seeded;
     const cached = this.bpeCache.get(token);
     if (cached) return cached;
-    let word = token.split('');
-    word[word.length - 1] += END_OF_WORD;
-    while (word.length > 1) {
-      let best = -1;
-      let bestRank = Infinity;
-      for (let i = 0; i + 1 < word.length; i++) {
-        const rank = this.bpeRanks.get(`${word[i]} ${word[i + 1]}`) ?? Infinity;
-        if (rank < bestRank) [best, bestRank] = [i, rank];
+    const symbols = token.split('');
+    symbols[symbols.length - 1] += END_OF_WORD;
+    const n = symbols.length;
+    // A doubly linked list over the symbols; a merged-away symbol becomes ''.
+    const next = Int32Array.from({ length: n }, (_, i) => (i + 1 < n ? i + 1 : -1));
+    const prev = Int32Array.from({ length: n }, (_, i) => i - 1);
+    const rankAt = (i: number): number | undefined =>
+      i >= 0 && next[i] >= 0 ? this.bpeRanks.get(`${symbols[i]} ${symbols[next[i]]}`) : undefined;
+    const heap = new PairHeap();
+    const push = (i: number) => {
+      const rank = rankAt(i);
+      if (rank !== undefined) heap.push(rank, i);
+    };
+    for (let i = 0; i + 1 < n; i++) push(i);
+    while (heap.size > 0) {
+      const rank = heap.topRank();
+      const merged: number[] = [];
+      // Same-rank entries pop in position order. Stale ones (a neighbour changed since) fail the rank check.
+      while (heap.size > 0 && heap.topRank() === rank) {
+        const i = heap.pop();
+        if (symbols[i] === '' || rankAt(i) !== rank) continue;
+        const j = next[i];
+        symbols[i] += symbols[j];
+        symbols[j] = '';
+        next[i] = next[j];
+        if (next[j] >= 0) prev[next[j]] = i;
+        merged.push(i);
       }
-      if (best < 0) break;
-      const first = word[best];
-      const second = word[best + 1];
-      const merged: string[] = [];
-      for (let i = 0; i < word.length; i++) {
-        if (word[i] === first && word[i + 1] === second) {
-          merged.push(first + second);
-          i++;
-        } else {
-          merged.push(word[i]);
-        }
+      for (const i of merged) {
+        push(prev[i]);
+        push(i);
       }
-      word = merged;
     }
+    const word: string[] = [];
+    for (let i = 0; i >= 0; i = next[i]) word.push(symbols[i]);
+    if (this.bpeCache.size >= MAX_CACHED_WORDS) this.bpeCache.delete(this.bpeCache.keys().next().value as string);
     this.bpeCache.set(token, word);
     return word;
   }

@@ -3,8 +3,9 @@
 // latents conditioned on the Stage C image embedding ("effnet") and the CLIP text embedding.
 // Activations are NHWC [B, H, W, C]; the public forward takes and returns NCHW like PyTorch.
 import { openSafetensors, type TensorReader } from '../../io/safetensors.js';
+import { describe } from '../../io/safetensors_format.js';
 import type { Capture } from '../../nn/capture.js';
-import { WeightLoader, type WeightScope } from '../../nn/weight_scope.js';
+import { WeightLoader, type LoadProgressCallback, type WeightScope } from '../../nn/weight_scope.js';
 import { conv2d } from '../../ops/conv2d.js';
 import { convTranspose2d, convTranspose2dWeightToTapMajor } from '../../ops/conv_transpose2d.js';
 import { diffNeXtOutput } from '../../ops/diffnext_output.js';
@@ -82,10 +83,10 @@ export function parseWuerstchenDiffNeXtConfig(text: string, source: string): Wue
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`${source}: expected a JSON object`);
   const raw = json as Record<string, unknown>;
   if (raw._class_name !== undefined && raw._class_name !== 'WuerstchenDiffNeXt') {
-    throw new ConfigError(`${source}: _class_name is ${JSON.stringify(raw._class_name)}, expected "WuerstchenDiffNeXt"`);
+    throw new ConfigError(`${source}: _class_name is ${describe(raw._class_name)}, expected "WuerstchenDiffNeXt"`);
   }
   const fail = (key: string, what: string): never => {
-    throw new ConfigError(`${source}: "${key}" must be ${what}, got ${JSON.stringify(raw[key])}`);
+    throw new ConfigError(`${source}: "${key}" must be ${what}, got ${describe(raw[key])}`);
   };
   const isCount = (v: unknown, min: number): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
   const config: WuerstchenDiffNeXtConfig = { ...DEFAULT_CONFIG };
@@ -304,6 +305,8 @@ export interface DiffNeXtLoadOptions {
   dtype?: DType;
   /** Check keys and shapes only (see WeightLoader). */
   dryRun?: boolean;
+  /** Called after each tensor is loaded (see WeightLoaderOptions). */
+  onProgress?: LoadProgressCallback;
 }
 
 export class WuerstchenDiffNeXt {
@@ -346,9 +349,9 @@ export class WuerstchenDiffNeXt {
     reader: TensorReader,
     file: string,
     config: WuerstchenDiffNeXtConfig,
-    { dtype = 'f32', dryRun = false }: DiffNeXtLoadOptions = {},
+    { dtype = 'f32', dryRun = false, onProgress }: DiffNeXtLoadOptions = {},
   ): Promise<WuerstchenDiffNeXt> {
-    const loader = new WeightLoader(rt, reader, file, dtype, { dryRun });
+    const loader = new WeightLoader(rt, reader, file, dtype, { dryRun, onProgress });
     const model = await WuerstchenDiffNeXt.load(rt, loader.root(), config);
     try {
       loader.finish();

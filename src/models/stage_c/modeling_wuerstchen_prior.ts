@@ -1,8 +1,9 @@
 // Mirrors diffusers v0.21.0 src/diffusers/pipelines/wuerstchen/modeling_wuerstchen_prior.py
 // (WuerstchenPrior, Stage C): text-conditioned denoiser of the 16-channel image-embedding latents.
 import { openSafetensors, type TensorReader } from '../../io/safetensors.js';
+import { describe } from '../../io/safetensors_format.js';
 import type { Capture } from '../../nn/capture.js';
-import { WeightLoader, type WeightScope } from '../../nn/weight_scope.js';
+import { WeightLoader, type LoadProgressCallback, type WeightScope } from '../../nn/weight_scope.js';
 import { nchwToNhwc } from '../../ops/shuffle.js';
 import { priorOutput } from '../../ops/prior_output.js';
 import { readTextFile } from '../../platform/text_file.js';
@@ -41,18 +42,18 @@ export function parseWuerstchenPriorConfig(text: string, source: string): Wuerst
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`${source}: expected a JSON object`);
   const raw = json as Record<string, unknown>;
   if (raw._class_name !== undefined && raw._class_name !== 'WuerstchenPrior') {
-    throw new ConfigError(`${source}: _class_name is ${JSON.stringify(raw._class_name)}, expected "WuerstchenPrior"`);
+    throw new ConfigError(`${source}: _class_name is ${describe(raw._class_name)}, expected "WuerstchenPrior"`);
   }
   const config = { ...DEFAULT_CONFIG };
   for (const key of INTEGER_KEYS) {
     const value = raw[key] ?? DEFAULT_CONFIG[key];
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-      throw new ConfigError(`${source}: "${key}" must be a positive integer, got ${JSON.stringify(value)}`);
+      throw new ConfigError(`${source}: "${key}" must be a positive integer, got ${describe(value)}`);
     }
     config[key] = value;
   }
   const dropout = raw.dropout ?? DEFAULT_CONFIG.dropout;
-  if (typeof dropout !== 'number') throw new ConfigError(`${source}: "dropout" must be a number, got ${JSON.stringify(dropout)}`);
+  if (typeof dropout !== 'number') throw new ConfigError(`${source}: "dropout" must be a number, got ${describe(dropout)}`);
   config.dropout = dropout;
   if (config.c < config.nhead) throw new ConfigError(`${source}: c (${config.c}) is smaller than nhead (${config.nhead})`);
   return config;
@@ -63,6 +64,8 @@ export interface PriorLoadOptions {
   dtype?: DType;
   /** Check keys and shapes only (see WeightLoader). */
   dryRun?: boolean;
+  /** Called after each tensor is loaded (see WeightLoaderOptions). */
+  onProgress?: LoadProgressCallback;
 }
 
 type Block = ResBlock | TimestepBlock | AttnBlock;
@@ -100,9 +103,9 @@ export class WuerstchenPrior {
     reader: TensorReader,
     file: string,
     config: WuerstchenPriorConfig,
-    { dtype = 'f32', dryRun = false }: PriorLoadOptions = {},
+    { dtype = 'f32', dryRun = false, onProgress }: PriorLoadOptions = {},
   ): Promise<WuerstchenPrior> {
-    const loader = new WeightLoader(rt, reader, file, dtype, { dryRun });
+    const loader = new WeightLoader(rt, reader, file, dtype, { dryRun, onProgress });
     const prior = await WuerstchenPrior.load(rt, loader.root(), config);
     try {
       loader.finish();

@@ -1,6 +1,7 @@
 // The `@register_to_config` arguments of diffusers v0.21.0
 // src/diffusers/pipelines/wuerstchen/modeling_paella_vq_model.py (PaellaVQModel.__init__), as a
 // vqgan/config.json holds them.
+import { describe } from '../../io/safetensors_format.js';
 
 export interface PaellaVQConfig {
   inChannels: number;
@@ -47,13 +48,13 @@ export function parsePaellaVQConfig(text: string, source: string): PaellaVQConfi
   const count = (field: keyof typeof DEFAULTS, min: number): number => {
     const value = raw[field];
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-      throw new PaellaVQConfigError(`${source}: '${field}' must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+      throw new PaellaVQConfigError(`${source}: '${field}' must be an integer ≥ ${min}, got ${describe(value)}`);
     }
     return value;
   };
   const scaleFactor = raw.scale_factor;
   if (typeof scaleFactor !== 'number' || !Number.isFinite(scaleFactor)) {
-    throw new PaellaVQConfigError(`${source}: 'scale_factor' must be a number, got ${JSON.stringify(scaleFactor)}`);
+    throw new PaellaVQConfigError(`${source}: 'scale_factor' must be a number, got ${describe(scaleFactor)}`);
   }
   const config: PaellaVQConfig = {
     inChannels: count('in_channels', 1),

@@ -4,7 +4,7 @@
 // and return NCHW like the PyTorch model.
 import { openSafetensors } from '../../io/safetensors.js';
 import type { Capture, CaptureLayout } from '../../nn/capture.js';
-import { WeightLoader, type WeightScope } from '../../nn/weight_scope.js';
+import { WeightLoader, type LoadProgressCallback, type WeightScope } from '../../nn/weight_scope.js';
 import { readTextFile } from '../../platform/text_file.js';
 import { activation } from '../../ops/activation.js';
 import { foldBatchNorm } from '../../ops/batch_norm.js';
@@ -24,6 +24,10 @@ import { channelLevels, parsePaellaVQConfig, type PaellaVQConfig } from './confi
 export interface PaellaVQModelOptions {
   /** Device dtype of the weights and activations (f16: f16 storage, f32 arithmetic). Default f32. */
   dtype?: DType;
+  /** Called after each tensor is loaded (see WeightLoaderOptions). */
+  onProgress?: LoadProgressCallback;
+  /** Check keys and shapes only (see WeightLoader). */
+  dryRun?: boolean;
 }
 
 export interface PaellaVQForwardOptions {
@@ -457,7 +461,8 @@ export class PaellaVQModel {
     const file = `${dir}/diffusion_pytorch_model.safetensors`;
     const reader = await openSafetensors(file);
     try {
-      return await PaellaVQModel.load(new WeightLoader(rt, reader, file, options.dtype ?? 'f32'), config);
+      const loader = new WeightLoader(rt, reader, file, options.dtype ?? 'f32', { onProgress: options.onProgress, dryRun: options.dryRun });
+      return await PaellaVQModel.load(loader, config);
     } finally {
       await reader.close();
     }
