@@ -9,7 +9,7 @@ import type { DType } from '../runtime/dtype.js';
 import type { HostTensor } from './host_tensor.js';
 import { resolvePipelineFolder } from './model_index.js';
 import type { PipelineDump } from './pipeline_dump.js';
-import { WuerstchenDecoderPipeline } from './pipeline_wuerstchen.js';
+import { WuerstchenDecoderPipeline, type DecoderCallOptions } from './pipeline_wuerstchen.js';
 import {
   defaultGenerator,
   validatePriorOptions,
@@ -18,7 +18,7 @@ import {
   type StepCallback,
 } from './pipeline_wuerstchen_prior.js';
 import type { TorchGenerator } from './torch_generator.js';
-import { finiteNumber, positiveInteger, timestepList } from './validate.js';
+import { finiteNumber, stepCount, timestepList } from './validate.js';
 
 export interface WuerstchenPipelineOptions {
   dtype?: DType;
@@ -51,6 +51,42 @@ export interface GenerateResult {
   images: HostTensor;
   /** Stage C output, [B, 16, h, w]. */
   imageEmbeddings: HostTensor;
+}
+
+/**
+ * Each stage's request with diffusers' combined-pipeline defaults, checked: a bad setting of either
+ * stage fails here, before a low-memory run (or the CLI) loads anything.
+ */
+export function stageRequests(options: GenerateOptions): {
+  prior: PriorCallOptions;
+  decoder: Omit<DecoderCallOptions, 'imageEmbeddings'>;
+} {
+  const common = {
+    generator: options.generator ?? defaultGenerator(),
+    callback: options.callback,
+    signal: options.signal,
+    dump: options.dump,
+    prompt: options.prompt,
+    negativePrompt: options.negativePrompt,
+  };
+  const prior: PriorCallOptions = {
+    ...common,
+    height: options.height,
+    width: options.width,
+    numImagesPerPrompt: options.numImagesPerPrompt,
+    numInferenceSteps: options.priorSteps ?? 60,
+    timesteps: options.priorTimesteps,
+    guidanceScale: options.priorGuidanceScale ?? 4.0,
+    latents: options.latents,
+  };
+  validatePriorOptions(prior);
+  const decoder = {
+    ...common,
+    numInferenceSteps: stepCount(options.decoderSteps ?? 12, 'decoderSteps'),
+    timesteps: options.decoderTimesteps && timestepList(options.decoderTimesteps),
+    guidanceScale: finiteNumber(options.decoderGuidanceScale ?? 0.0, 'decoderGuidanceScale'),
+  };
+  return { prior, decoder };
 }
 
 export class WuerstchenPipeline {
@@ -116,25 +152,7 @@ export class WuerstchenPipeline {
   }
 
   private async run(options: GenerateOptions): Promise<GenerateResult> {
-    const generator = options.generator ?? defaultGenerator();
-    const common = { generator, callback: options.callback, signal: options.signal, dump: options.dump };
-    const priorRequest: PriorCallOptions = {
-      ...common,
-      prompt: options.prompt,
-      negativePrompt: options.negativePrompt,
-      height: options.height,
-      width: options.width,
-      numImagesPerPrompt: options.numImagesPerPrompt,
-      numInferenceSteps: options.priorSteps ?? 60,
-      timesteps: options.priorTimesteps,
-      guidanceScale: options.priorGuidanceScale ?? 4.0,
-      latents: options.latents,
-    };
-    // Both stages' settings are checked before a low-memory run loads anything.
-    validatePriorOptions(priorRequest);
-    positiveInteger(options.decoderSteps ?? 12, 'decoderSteps');
-    finiteNumber(options.decoderGuidanceScale ?? 0.0, 'decoderGuidanceScale');
-    if (options.decoderTimesteps) timestepList(options.decoderTimesteps);
+    const { prior: priorRequest, decoder: decoderRequest } = stageRequests(options);
     const prior = await this.priorStage();
     let embeddingsDevice;
     try {
@@ -146,15 +164,7 @@ export class WuerstchenPipeline {
     embeddingsDevice.dispose();
     const decoder = await this.decoderStage();
     try {
-      const images = await decoder.call({
-        ...common,
-        imageEmbeddings,
-        prompt: options.prompt,
-        negativePrompt: options.negativePrompt,
-        numInferenceSteps: options.decoderSteps ?? 12,
-        timesteps: options.decoderTimesteps,
-        guidanceScale: options.decoderGuidanceScale ?? 0.0,
-      });
+      const images = await decoder.call({ ...decoderRequest, imageEmbeddings });
       return { images, imageEmbeddings };
     } finally {
       this.release('decoder');

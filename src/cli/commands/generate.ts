@@ -2,7 +2,7 @@ import { openSafetensors } from '../../io/safetensors.js';
 import { encodePng } from '../../io/png.js';
 import { PipelineDump } from '../../pipeline/pipeline_dump.js';
 import { WuerstchenDecoderPipeline } from '../../pipeline/pipeline_wuerstchen.js';
-import { WuerstchenPipeline } from '../../pipeline/pipeline_wuerstchen_combined.js';
+import { stageRequests, WuerstchenPipeline, type GenerateOptions } from '../../pipeline/pipeline_wuerstchen_combined.js';
 import type { StepInfo } from '../../pipeline/pipeline_wuerstchen_prior.js';
 import { resolvePipelineFolder } from '../../pipeline/model_index.js';
 import type { HostTensor } from '../../pipeline/host_tensor.js';
@@ -106,14 +106,29 @@ export const generate: Command = {
       mark = now;
     };
 
+    const request: GenerateOptions = {
+      generator,
+      callback: progress(),
+      prompt,
+      negativePrompt,
+      width: number(args.values, 'width'),
+      height: number(args.values, 'height'),
+      numImagesPerPrompt: number(args.values, 'images'),
+      priorSteps: number(args.values, 'prior-steps'),
+      priorGuidanceScale: number(args.values, 'prior-guidance'),
+      decoderSteps: number(args.values, 'decoder-steps'),
+      decoderGuidanceScale: number(args.values, 'decoder-guidance'),
+    };
+    // Settings are checked before anything is downloaded or loaded.
+    const { decoder: decoderRequest } = stageRequests(request);
+    const embeddingsPath = args.values.get('image-embeddings');
+    const imageEmbeddings = embeddingsPath ? await readEmbeddings(embeddingsPath) : undefined;
+
     const rt = await Runtime.create();
     try {
       const dump = args.values.has('dump') ? new PipelineDump(rt) : undefined;
       let images: HostTensor;
-      const common = { generator, negativePrompt, callback: progress(), dump };
-      const embeddingsPath = args.values.get('image-embeddings');
-      if (embeddingsPath) {
-        const imageEmbeddings = await readEmbeddings(embeddingsPath);
+      if (imageEmbeddings) {
         const decoder = await WuerstchenDecoderPipeline.fromPretrained(
           rt,
           await resolvePipelineFolder(args.values.get('decoder') ?? 'warp-ai/wuerstchen', hub),
@@ -121,14 +136,7 @@ export const generate: Command = {
         );
         lap('load');
         try {
-          images = await decoder.call({
-            ...common,
-            imageEmbeddings,
-            prompt,
-            numImagesPerPrompt: number(args.values, 'images'),
-            numInferenceSteps: number(args.values, 'decoder-steps'),
-            guidanceScale: number(args.values, 'decoder-guidance'),
-          });
+          images = await decoder.call({ ...decoderRequest, imageEmbeddings, numImagesPerPrompt: request.numImagesPerPrompt, dump });
         } finally {
           decoder.dispose();
         }
@@ -141,17 +149,7 @@ export const generate: Command = {
         );
         lap('load');
         try {
-          ({ images } = await pipeline.generate({
-            ...common,
-            prompt,
-            width: number(args.values, 'width'),
-            height: number(args.values, 'height'),
-            numImagesPerPrompt: number(args.values, 'images'),
-            priorSteps: number(args.values, 'prior-steps'),
-            priorGuidanceScale: number(args.values, 'prior-guidance'),
-            decoderSteps: number(args.values, 'decoder-steps'),
-            decoderGuidanceScale: number(args.values, 'decoder-guidance'),
-          }));
+          ({ images } = await pipeline.generate({ ...request, dump }));
         } finally {
           pipeline.dispose();
         }
