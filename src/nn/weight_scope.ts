@@ -47,6 +47,8 @@ const PLACEHOLDER_OWNER: TensorOwner = { track() {}, releaseTensorBuffer() {} };
 
 export class WeightLoader {
   readonly used = new Set<string>();
+  /** Device tensors made so far, freed if the model cannot be completed. */
+  private readonly created: Tensor[] = [];
   private loadedBytes = 0;
   private totalBytes: number | undefined;
 
@@ -94,6 +96,29 @@ export class WeightLoader {
     this.totalBytes ??= [...this.reader.tensors.values()].reduce((sum, info) => sum + size(info), 0);
     this.loadedBytes += size(this.reader.tensors.get(key)!);
     onProgress({ file: this.file, tensor: key, loadedBytes: this.loadedBytes, totalBytes: this.totalBytes });
+  }
+
+  /** Records a tensor made for the model, so that `build` can free it if loading fails. */
+  keepForCleanup(t: Tensor): Tensor {
+    this.created.push(t);
+    return t;
+  }
+
+  /**
+   * Builds a model with `build` (which loads through this loader's scopes), then requires every key
+   * of the checkpoint to be used. On any failure the tensors loaded so far are freed first.
+   */
+  async build<M>(build: () => Promise<M>): Promise<M> {
+    try {
+      const model = await build();
+      this.finish();
+      return model;
+    } catch (err) {
+      for (const t of this.created) t.dispose();
+      throw err;
+    } finally {
+      this.created.length = 0;
+    }
   }
 
   /** Every tensor of the checkpoint must have been used: a stray key means a wrong architecture or config. */
@@ -148,7 +173,7 @@ export class WeightScope {
     this.loader.shapeOf(key, shape);
     const t = await this.load(key, shape, dtype);
     this.loader.reportLoaded(key);
-    return t;
+    return this.loader.options.dryRun ? t : this.loader.keepForCleanup(t);
   }
 
   private async load(key: string, shape: readonly number[], dtype: DType): Promise<Tensor> {
@@ -174,6 +199,6 @@ export class WeightScope {
   /** Uploads host values computed at load time (e.g. a reordered weight) in the loader's dtype. */
   upload(data: Float32Array, shape: readonly number[], label: string, dtype: DType = this.loader.dtype): Tensor {
     if (this.loader.options.dryRun) return this.loader.placeholderOf(shape, dtype);
-    return this.loader.rt.upload(data, shape, dtype, this.key(label));
+    return this.loader.keepForCleanup(this.loader.rt.upload(data, shape, dtype, this.key(label)));
   }
 }

@@ -21,7 +21,6 @@ export function repeatInterleave(batch: number, times: number): number[] {
 }
 
 async function embed(
-  rt: Runtime,
   text: TextStage,
   prompts: readonly string[],
   dump: PipelineDump | undefined,
@@ -53,10 +52,10 @@ export async function encodePrompt(
 ): Promise<Tensor> {
   return rt.scope(async () => {
     const index = repeatInterleave(prompts.length, imagesPerPrompt);
-    const cond = gatherBatch(rt, await embed(rt, text, prompts, dump, `${stage}.text_encoder.call0`), index);
+    const cond = gatherBatch(rt, await embed(text, prompts, dump, `${stage}.text_encoder.call0`), index);
     if (!guidance) return cond;
     const negative = negativePrompts ?? prompts.map(() => '');
-    const uncond = gatherBatch(rt, await embed(rt, text, negative, dump, `${stage}.text_encoder.call1`), index);
+    const uncond = gatherBatch(rt, await embed(text, negative, dump, `${stage}.text_encoder.call1`), index);
     return concatBatch(rt, [cond, uncond], 'text_encoder_hidden_states');
   });
 }

@@ -11,7 +11,7 @@ export class UniformArena {
   private readonly staging: Uint8Array<ArrayBuffer>;
   private used = 0;
 
-  constructor(private readonly device: GPUDevice, readonly capacity: number) {
+  constructor(device: GPUDevice, readonly capacity: number) {
     this.buffer = device.createBuffer({ size: capacity, usage: 0x40 | 0x08, label: 'uniform-arena' }); // UNIFORM | COPY_DST
     this.staging = new Uint8Array(capacity);
   }

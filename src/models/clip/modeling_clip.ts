@@ -1,10 +1,9 @@
 // Mirrors transformers src/transformers/models/clip/modeling_clip.py (v4.57, eager attention path):
 // CLIPTextModel → CLIPTextTransformer → CLIPTextEmbeddings, CLIPEncoder of CLIPEncoderLayer
 // (CLIPAttention, CLIPMLP), final_layer_norm; pooler_output picks the end-of-text token.
-import { openSafetensors } from '../../io/safetensors.js';
+import { loadPretrainedFolder } from '../../nn/pretrained.js';
 import type { Capture } from '../../nn/capture.js';
 import { WeightLoader, type LoadProgressCallback, type WeightScope } from '../../nn/weight_scope.js';
-import { readTextFile } from '../../platform/text_file.js';
 import { activation } from '../../ops/activation.js';
 import { attention } from '../../ops/attention.js';
 import { attentionProbs } from '../../ops/attention_scores.js';
@@ -456,33 +455,23 @@ export class CLIPTextModel {
   }
 
   /** Loads `<dir>/config.json` and `<dir>/model.safetensors` (the text_encoder folder of a diffusers repo). */
-  static async fromPretrained(rt: Runtime, dir: string, options: CLIPTextModelOptions = {}): Promise<CLIPTextModel> {
-    const configPath = `${dir}/config.json`;
-    const config = parseCLIPTextConfig(await readTextFile(configPath), configPath);
-    const file = `${dir}/model.safetensors`;
-    const reader = await openSafetensors(file);
-    try {
-      const loader = new WeightLoader(rt, reader, file, options.dtype ?? 'f32', { onProgress: options.onProgress, dryRun: options.dryRun });
-      return await CLIPTextModel.load(loader, config);
-    } finally {
-      await reader.close();
-    }
+  static fromPretrained(rt: Runtime, dir: string, options: CLIPTextModelOptions = {}): Promise<CLIPTextModel> {
+    return loadPretrainedFolder(dir, 'model.safetensors', parseCLIPTextConfig, (reader, file, config) =>
+      CLIPTextModel.load(
+        new WeightLoader(rt, reader, file, options.dtype ?? 'f32', { onProgress: options.onProgress, dryRun: options.dryRun }),
+        config,
+      ),
+    );
   }
 
   /**
    * Walks the checkpoint's keys through `loader` (a dry-run loader checks keys and shapes only) and
    * fails unless every key was used. Call outside `rt.scope`, which would free the weights.
    */
-  static async load(loader: WeightLoader, config: CLIPTextConfig): Promise<CLIPTextModel> {
-    const textModel = await CLIPTextTransformer.load(loader.root().pp('text_model'), config, loader.dtype);
-    const model = new CLIPTextModel(loader.rt, textModel);
-    try {
-      loader.finish();
-    } catch (err) {
-      model.dispose();
-      throw err;
-    }
-    return model;
+  static load(loader: WeightLoader, config: CLIPTextConfig): Promise<CLIPTextModel> {
+    return loader.build(
+      async () => new CLIPTextModel(loader.rt, await CLIPTextTransformer.load(loader.root().pp('text_model'), config, loader.dtype)),
+    );
   }
 
   /**

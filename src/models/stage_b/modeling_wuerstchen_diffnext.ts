@@ -2,7 +2,8 @@
 // (WuerstchenDiffNeXt, Stage B, and ResBlockStageB): the U-Net that denoises the 4-channel VQGAN
 // latents conditioned on the Stage C image embedding ("effnet") and the CLIP text embedding.
 // Activations are NHWC [B, H, W, C]; the public forward takes and returns NCHW like PyTorch.
-import { openSafetensors, type TensorReader } from '../../io/safetensors.js';
+import { loadPretrainedFolder } from '../../nn/pretrained.js';
+import type { TensorReader } from '../../io/safetensors.js';
 import { describe } from '../../io/safetensors_format.js';
 import type { Capture } from '../../nn/capture.js';
 import { WeightLoader, type LoadProgressCallback, type WeightScope } from '../../nn/weight_scope.js';
@@ -12,7 +13,6 @@ import { diffNeXtOutput } from '../../ops/diffnext_output.js';
 import { concatChannels } from '../../ops/elementwise.js';
 import { interpolateBicubicAA } from '../../ops/interpolate.js';
 import { nchwToNhwc, pixelShuffle, pixelUnshuffle } from '../../ops/shuffle.js';
-import { readTextFile } from '../../platform/text_file.js';
 import type { Runtime } from '../../runtime/device.js';
 import type { DType } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
@@ -331,20 +331,14 @@ export class WuerstchenDiffNeXt {
   ) {}
 
   /** Loads `<dir>/config.json` and `<dir>/diffusion_pytorch_model.safetensors` (a diffusers `decoder/` folder). */
-  static async fromPretrained(rt: Runtime, dir: string, options: DiffNeXtLoadOptions = {}): Promise<WuerstchenDiffNeXt> {
-    const configPath = `${dir}/config.json`;
-    const config = parseWuerstchenDiffNeXtConfig(await readTextFile(configPath), configPath);
-    const weightsPath = `${dir}/diffusion_pytorch_model.safetensors`;
-    const reader = await openSafetensors(weightsPath);
-    try {
-      return await WuerstchenDiffNeXt.fromReader(rt, reader, weightsPath, config, options);
-    } finally {
-      await reader.close();
-    }
+  static fromPretrained(rt: Runtime, dir: string, options: DiffNeXtLoadOptions = {}): Promise<WuerstchenDiffNeXt> {
+    return loadPretrainedFolder(dir, 'diffusion_pytorch_model.safetensors', parseWuerstchenDiffNeXtConfig, (reader, file, config) =>
+      WuerstchenDiffNeXt.fromReader(rt, reader, file, config, options),
+    );
   }
 
   /** Loads every tensor of `reader` by its state-dict key; fails on missing, mis-shaped or unused keys. */
-  static async fromReader(
+  static fromReader(
     rt: Runtime,
     reader: TensorReader,
     file: string,
@@ -352,14 +346,7 @@ export class WuerstchenDiffNeXt {
     { dtype = 'f32', dryRun = false, onProgress }: DiffNeXtLoadOptions = {},
   ): Promise<WuerstchenDiffNeXt> {
     const loader = new WeightLoader(rt, reader, file, dtype, { dryRun, onProgress });
-    const model = await WuerstchenDiffNeXt.load(rt, loader.root(), config);
-    try {
-      loader.finish();
-    } catch (err) {
-      model.dispose();
-      throw err;
-    }
-    return model;
+    return loader.build(() => WuerstchenDiffNeXt.load(rt, loader.root(), config));
   }
 
   private static async load(rt: Runtime, root: WeightScope, config: WuerstchenDiffNeXtConfig): Promise<WuerstchenDiffNeXt> {

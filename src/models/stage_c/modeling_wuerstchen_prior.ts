@@ -1,12 +1,12 @@
 // Mirrors diffusers v0.21.0 src/diffusers/pipelines/wuerstchen/modeling_wuerstchen_prior.py
 // (WuerstchenPrior, Stage C): text-conditioned denoiser of the 16-channel image-embedding latents.
-import { openSafetensors, type TensorReader } from '../../io/safetensors.js';
+import { loadPretrainedFolder } from '../../nn/pretrained.js';
+import type { TensorReader } from '../../io/safetensors.js';
 import { describe } from '../../io/safetensors_format.js';
 import type { Capture } from '../../nn/capture.js';
 import { WeightLoader, type LoadProgressCallback, type WeightScope } from '../../nn/weight_scope.js';
 import { nchwToNhwc } from '../../ops/shuffle.js';
 import { priorOutput } from '../../ops/prior_output.js';
-import { readTextFile } from '../../platform/text_file.js';
 import type { Runtime } from '../../runtime/device.js';
 import type { DType } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
@@ -85,20 +85,14 @@ export class WuerstchenPrior {
   ) {}
 
   /** Loads `<dir>/config.json` and `<dir>/diffusion_pytorch_model.safetensors` (a diffusers `prior/` folder). */
-  static async fromPretrained(rt: Runtime, dir: string, options: PriorLoadOptions = {}): Promise<WuerstchenPrior> {
-    const configPath = `${dir}/config.json`;
-    const config = parseWuerstchenPriorConfig(await readTextFile(configPath), configPath);
-    const weightsPath = `${dir}/diffusion_pytorch_model.safetensors`;
-    const reader = await openSafetensors(weightsPath);
-    try {
-      return await WuerstchenPrior.fromReader(rt, reader, weightsPath, config, options);
-    } finally {
-      await reader.close();
-    }
+  static fromPretrained(rt: Runtime, dir: string, options: PriorLoadOptions = {}): Promise<WuerstchenPrior> {
+    return loadPretrainedFolder(dir, 'diffusion_pytorch_model.safetensors', parseWuerstchenPriorConfig, (reader, file, config) =>
+      WuerstchenPrior.fromReader(rt, reader, file, config, options),
+    );
   }
 
   /** Loads every tensor of `reader` by its state-dict key, tensor by tensor; fails on missing, mis-shaped or unused keys. */
-  static async fromReader(
+  static fromReader(
     rt: Runtime,
     reader: TensorReader,
     file: string,
@@ -106,14 +100,7 @@ export class WuerstchenPrior {
     { dtype = 'f32', dryRun = false, onProgress }: PriorLoadOptions = {},
   ): Promise<WuerstchenPrior> {
     const loader = new WeightLoader(rt, reader, file, dtype, { dryRun, onProgress });
-    const prior = await WuerstchenPrior.load(rt, loader.root(), config);
-    try {
-      loader.finish();
-    } catch (err) {
-      prior.dispose();
-      throw err;
-    }
-    return prior;
+    return loader.build(() => WuerstchenPrior.load(rt, loader.root(), config));
   }
 
   private static async load(rt: Runtime, root: WeightScope, config: WuerstchenPriorConfig): Promise<WuerstchenPrior> {

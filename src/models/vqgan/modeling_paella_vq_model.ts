@@ -2,10 +2,9 @@
 // (MixingResidualBlock, PaellaVQModel); `vquantizer` is diffusers' VectorQuantizer(legacy=False,
 // beta=0.25) of src/diffusers/models/vae.py. Activations are NHWC inside; encode/quantize/decode take
 // and return NCHW like the PyTorch model.
-import { openSafetensors } from '../../io/safetensors.js';
+import { loadPretrainedFolder } from '../../nn/pretrained.js';
 import type { Capture, CaptureLayout } from '../../nn/capture.js';
 import { WeightLoader, type LoadProgressCallback, type WeightScope } from '../../nn/weight_scope.js';
-import { readTextFile } from '../../platform/text_file.js';
 import { activation } from '../../ops/activation.js';
 import { foldBatchNorm } from '../../ops/batch_norm.js';
 import { conv2d, conv2dWeightToTapMajor } from '../../ops/conv2d.js';
@@ -455,38 +454,21 @@ export class PaellaVQModel {
   }
 
   /** Loads `<dir>/config.json` and `<dir>/diffusion_pytorch_model.safetensors` (the vqgan folder of a diffusers repo). */
-  static async fromPretrained(rt: Runtime, dir: string, options: PaellaVQModelOptions = {}): Promise<PaellaVQModel> {
-    const configPath = `${dir}/config.json`;
-    const config = parsePaellaVQConfig(await readTextFile(configPath), configPath);
-    const file = `${dir}/diffusion_pytorch_model.safetensors`;
-    const reader = await openSafetensors(file);
-    try {
-      const loader = new WeightLoader(rt, reader, file, options.dtype ?? 'f32', { onProgress: options.onProgress, dryRun: options.dryRun });
-      return await PaellaVQModel.load(loader, config);
-    } finally {
-      await reader.close();
-    }
+  static fromPretrained(rt: Runtime, dir: string, options: PaellaVQModelOptions = {}): Promise<PaellaVQModel> {
+    return loadPretrainedFolder(dir, 'diffusion_pytorch_model.safetensors', parsePaellaVQConfig, (reader, file, config) =>
+      PaellaVQModel.load(
+        new WeightLoader(rt, reader, file, options.dtype ?? 'f32', { onProgress: options.onProgress, dryRun: options.dryRun }),
+        config,
+      ),
+    );
   }
 
   /**
    * Walks the checkpoint's keys in PaellaVQModel.__init__ order and fails unless every key was used.
    * A failure frees what was already uploaded. Call outside `rt.scope`, which would free the weights.
    */
-  static async load(loader: WeightLoader, config: PaellaVQConfig): Promise<PaellaVQModel> {
-    const { rt } = loader;
-    // The error is returned rather than thrown so that the scope still frees what it tracked.
-    const loaded = await rt.scope(async (): Promise<{ model: PaellaVQModel } | { error: unknown }> => {
-      try {
-        const model = await PaellaVQModel.build(loader, config);
-        loader.finish();
-        for (const t of model.tensors()) rt.keep(t);
-        return { model };
-      } catch (error) {
-        return { error };
-      }
-    });
-    if ('error' in loaded) throw loaded.error;
-    return loaded.model;
+  static load(loader: WeightLoader, config: PaellaVQConfig): Promise<PaellaVQModel> {
+    return loader.build(() => PaellaVQModel.build(loader, config));
   }
 
   private static async build(loader: WeightLoader, config: PaellaVQConfig): Promise<PaellaVQModel> {
