@@ -1,14 +1,18 @@
 /**
  * GEMM timings on Würstchen's real shapes: Stage C's channel-wise MLP (1152 tokens = 2 × 24 × 24
- * with classifier-free guidance, 1536 ↔ 6144), the VQGAN MLP at 256×256 (384 ↔ 1536) and a CLIP
- * MLP at 77 tokens × 2. Stage C's shapes also run with every kernel variant forced, so the tile rule
- * in src/ops/matmul.ts can be checked against measurements.
+ * with classifier-free guidance, 1536 ↔ 6144), the VQGAN bottleneck MLP (384 ↔ 1536) at 256×256
+ * tokens (a 1024² decode; quick runs: 128×128, a 512² decode) and a CLIP MLP at 77 tokens × 2.
+ * With --full, Stage C's shapes also run with every kernel variant forced, so the tile rule in
+ * src/ops/matmul.ts can be checked against measurements.
  */
-import { chooseVariant, linear, type Activation, type MatmulVariant } from '../src/ops/matmul.js';
+import { deviceTraits } from '../src/ops/device_traits.js';
+import { chooseVariant, linear, type Activation, type ChosenVariant, type MatmulVariant } from '../src/ops/matmul.js';
 import type { Runtime } from '../src/runtime/device.js';
 import type { DType } from '../src/runtime/dtype.js';
 import type { Tensor } from '../src/runtime/tensor.js';
+import type { BenchOptions } from './options.js';
 import type { BenchRow } from './report.js';
+import { msPerRun, pattern } from './timing.js';
 
 interface GemmCase {
   name: string;
@@ -21,54 +25,32 @@ interface GemmCase {
   allVariants?: boolean;
 }
 
-const CASES: GemmCase[] = [
-  { name: 'stage C channelwise fc1 + GELU', m: 1152, k: 1536, n: 6144, act: 'gelu', allVariants: true },
-  { name: 'stage C channelwise fc2 + residual', m: 1152, k: 6144, n: 1536, residual: true, allVariants: true },
-  { name: 'VQGAN MLP fc1 + GELU (256×256)', m: 65536, k: 384, n: 1536, act: 'gelu' },
-  { name: 'VQGAN MLP fc2 + residual (256×256)', m: 65536, k: 1536, n: 384, residual: true },
-  { name: 'CLIP-bigG MLP fc1 + GELU (2 × 77 tokens)', m: 154, k: 1280, n: 5120, act: 'gelu' },
+function cases(full: boolean): GemmCase[] {
+  const side = full ? 256 : 128;
+  return [
+    { name: 'stage C channelwise fc1 + GELU', m: 1152, k: 1536, n: 6144, act: 'gelu', allVariants: true },
+    { name: 'stage C channelwise fc2 + residual', m: 1152, k: 6144, n: 1536, residual: true, allVariants: true },
+    { name: `VQGAN MLP fc1 + GELU (${side}×${side})`, m: side * side, k: 384, n: 1536, act: 'gelu' },
+    { name: `VQGAN MLP fc2 + residual (${side}×${side})`, m: side * side, k: 1536, n: 384, residual: true },
+    { name: 'CLIP-bigG MLP fc1 + GELU (2 × 77 tokens)', m: 154, k: 1280, n: 5120, act: 'gelu' },
+  ];
+}
+
+const VARIANTS: ChosenVariant[] = [
+  { kernel: 'tiled', tile: 'large', vec4: true },
+  { kernel: 'tiled', tile: 'large', vec4: false },
+  { kernel: 'tiled', tile: 'small', vec4: true },
+  { kernel: 'tiled', tile: 'small', vec4: false },
+  { kernel: 'register', tile: 'large', vec4: true },
+  { kernel: 'register', tile: 'large', vec4: false },
 ];
 
-const VARIANTS: Required<MatmulVariant>[] = [
-  { tile: 'large', vec4: true },
-  { tile: 'large', vec4: false },
-  { tile: 'small', vec4: true },
-  { tile: 'small', vec4: false },
-];
+/** The forced form of a variant: the register kernel takes no tile. */
+const forced = (v: ChosenVariant): MatmulVariant => (v.kernel === 'register' ? { kernel: v.kernel, vec4: v.vec4 } : v);
 
-/** Waits for the GPU without the runtime's learned sleep, which would add to the measured time. */
-async function settle(rt: Runtime): Promise<void> {
-  rt.flush();
-  await rt.device.queue.onSubmittedWorkDone();
-  rt.checkErrors();
-}
+const describe = (v: ChosenVariant) => `${v.kernel === 'register' ? 'register kernel' : `${v.tile} tile`}, ${v.vec4 ? 'vec4' : 'scalar'} loads`;
 
-/** Best of 3 batches of back-to-back runs, in ms per run; the first run (compilation) is untimed. */
-async function msPerRun(rt: Runtime, run: () => void): Promise<number> {
-  run();
-  await settle(rt);
-  let t0 = performance.now();
-  run();
-  await settle(rt);
-  const reps = Math.max(3, Math.min(50, Math.ceil(200 / (performance.now() - t0))));
-  let best = Infinity;
-  for (let trial = 0; trial < 3; trial++) {
-    t0 = performance.now();
-    for (let i = 0; i < reps; i++) run();
-    await settle(rt);
-    best = Math.min(best, (performance.now() - t0) / reps);
-  }
-  return best;
-}
-
-/** Cheap deterministic values in [-0.5, 0.5): timing does not depend on them, only finiteness. */
-function pattern(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = ((i * 0.6180339887 + seed * 0.31) % 1) - 0.5;
-  return out;
-}
-
-async function benchCase(rt: Runtime, c: GemmCase, dtype: DType): Promise<BenchRow[]> {
+async function benchCase(rt: Runtime, c: GemmCase, dtype: DType, options: BenchOptions): Promise<BenchRow[]> {
   // Rows per launch so every binding fits the device (the VQGAN hidden layer can exceed it in f32).
   const bytes = dtype === 'f16' && rt.hasF16 ? 2 : 4;
   const limit = rt.limits.maxStorageBufferBindingSize;
@@ -81,16 +63,23 @@ async function benchCase(rt: Runtime, c: GemmCase, dtype: DType): Promise<BenchR
   const out = rt.empty([rows, c.n], dtype, 'bench.out');
   const shape = `${c.m}x${c.k}x${c.n}`;
   const flops = 2 * c.m * c.k * c.n;
-  const chosen = chooseVariant(rows, c.n, c.k, 1, true);
-  const variants: (MatmulVariant | undefined)[] = [undefined, ...(c.allVariants ? VARIANTS : [])];
+  const chosen = chooseVariant(deviceTraits(rt), rows, c.n, c.k, 1, true);
+  const variants: (ChosenVariant | undefined)[] = [undefined, ...(c.allVariants && options.full ? VARIANTS : [])];
   const result: BenchRow[] = [];
   for (const variant of variants) {
-    const ms =
-      launches *
-      (await msPerRun(rt, () => {
-        linear(rt, x, w, b, { act: c.act, residual, out, variant });
-      }));
-    const v = variant ?? chosen;
+    const run = () => {
+      linear(rt, x, w, b, { act: c.act, residual, out, variant: variant && forced(variant) });
+    };
+    if (variant) {
+      try {
+        run();
+      } catch (err) {
+        // A forced variant this device cannot run (the register kernel needs one fixed subgroup size).
+        console.log(`  ${c.name}, ${describe(variant)}: skipped (${(err as Error).message})`);
+        continue;
+      }
+    }
+    const ms = launches * (await msPerRun(rt, run, { trials: options.full ? 3 : 0 }));
     result.push({
       suite: 'ops',
       name: `${c.name}${variant ? '' : ' (rule)'}`,
@@ -98,7 +87,7 @@ async function benchCase(rt: Runtime, c: GemmCase, dtype: DType): Promise<BenchR
       dtype: x.dtype,
       ms,
       gflops: flops / ms / 1e6,
-      note: `${v.tile} tile, ${v.vec4 ? 'vec4' : 'scalar'} loads${launches > 1 ? `, ${launches} launches of ${rows} rows` : ''}`,
+      note: `${describe(variant ?? chosen)}${launches > 1 ? `, ${launches} launches of ${rows} rows` : ''}`,
     });
   }
   for (const t of [x, w, b, residual, out] as (Tensor | undefined)[]) t?.dispose();
@@ -106,10 +95,10 @@ async function benchCase(rt: Runtime, c: GemmCase, dtype: DType): Promise<BenchR
 }
 
 /** Times every case in f32 and (where the adapter stores f16) f16. */
-export async function benchMatmul(rt: Runtime): Promise<BenchRow[]> {
+export async function benchMatmul(rt: Runtime, options: BenchOptions): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const dtype of rt.hasF16 ? (['f32', 'f16'] as const) : (['f32'] as const)) {
-    for (const c of CASES) rows.push(...(await benchCase(rt, c, dtype)));
+    for (const c of cases(options.full)) rows.push(...(await benchCase(rt, c, dtype, options)));
   }
   return rows;
 }

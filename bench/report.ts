@@ -9,45 +9,64 @@ export interface BenchRow {
   /** Problem size, e.g. "1152x1536x6144" or "24x24 b2". */
   shape: string;
   dtype: string;
-  ms: number;
+  /** Steady-state time of one run (absent for derived rows such as estimates). */
+  ms?: number;
   gflops?: number;
   gbps?: number;
   peakBytes?: number;
+  /** Model suites: weight loading (synthesis and upload) and the first, pipeline-compiling forward. */
+  loadMs?: number;
+  firstMs?: number;
+  /** Of `ms`, the CPU time spent recording the work (model suites). */
+  recordMs?: number;
   note?: string;
 }
 
-export function markdownTable(rows: readonly BenchRow[]): string {
-  const head = '| suite | name | shape | dtype | ms | GFLOP/s | GB/s | peak MB | note |';
-  const sep = '| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |';
-  const fmt = (v: number | undefined, d = 1) => (v === undefined ? '' : v.toFixed(d));
-  const lines = rows.map(
-    (r) =>
-      `| ${r.suite} | ${r.name} | ${r.shape} | ${r.dtype} | ${fmt(r.ms, 2)} | ${fmt(r.gflops)} | ${fmt(r.gbps)} | ` +
-      `${r.peakBytes === undefined ? '' : (r.peakBytes / 2 ** 20).toFixed(0)} | ${r.note ?? ''} |`,
-  );
-  return [head, sep, ...lines].join('\n');
+interface Column {
+  head: string;
+  right: boolean;
+  cell(r: BenchRow): string | undefined;
 }
 
-export async function appendResults(rt: Runtime, rows: readonly BenchRow[], dir = join(import.meta.dirname, 'results')): Promise<string> {
+const fixed = (v: number | undefined, digits: number) => (v === undefined ? undefined : v.toFixed(digits));
+
+const COLUMNS: Column[] = [
+  { head: 'suite', right: false, cell: (r) => r.suite },
+  { head: 'name', right: false, cell: (r) => r.name },
+  { head: 'shape', right: false, cell: (r) => r.shape },
+  { head: 'dtype', right: false, cell: (r) => r.dtype },
+  { head: 'load ms', right: true, cell: (r) => fixed(r.loadMs, 0) },
+  { head: 'first ms', right: true, cell: (r) => fixed(r.firstMs, 0) },
+  { head: 'ms', right: true, cell: (r) => fixed(r.ms, 2) },
+  { head: 'record ms', right: true, cell: (r) => fixed(r.recordMs, 0) },
+  { head: 'GFLOP/s', right: true, cell: (r) => fixed(r.gflops, 1) },
+  { head: 'GB/s', right: true, cell: (r) => fixed(r.gbps, 1) },
+  { head: 'peak MB', right: true, cell: (r) => fixed(r.peakBytes === undefined ? undefined : r.peakBytes / 2 ** 20, 0) },
+  { head: 'note', right: false, cell: (r) => r.note },
+];
+
+/** A Markdown table of the rows, leaving out columns no row fills. */
+export function markdownTable(rows: readonly BenchRow[]): string {
+  const columns = COLUMNS.filter((c) => rows.some((r) => c.cell(r) !== undefined));
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [
+    line(columns.map((c) => c.head)),
+    line(columns.map((c) => (c.right ? '---:' : '---'))),
+    ...rows.map((r) => line(columns.map((c) => c.cell(r) ?? ''))),
+  ].join('\n');
+}
+
+/** Appends the rows as JSON lines to bench/results/<date>.jsonl, each with the adapter and `context` (e.g. the run's flags). */
+export async function appendResults(
+  rt: Runtime,
+  rows: readonly BenchRow[],
+  context: Record<string, unknown> = {},
+  dir = join(import.meta.dirname, 'results'),
+): Promise<string> {
   await mkdir(dir, { recursive: true });
   const adapter = `${rt.adapterInfo.vendor}/${rt.adapterInfo.architecture}/${rt.adapterInfo.device || rt.adapterInfo.description}`;
   const file = join(dir, `${new Date().toISOString().slice(0, 10)}.jsonl`);
   const at = new Date().toISOString();
-  await appendFile(file, rows.map((r) => JSON.stringify({ at, adapter, ...r })).join('\n') + '\n');
+  await appendFile(file, rows.map((r) => JSON.stringify({ at, adapter, ...context, ...r })).join('\n') + '\n');
   return file;
-}
-
-/** Median wall time of `iters` runs of `fn` (each ending in a GPU sync), after one warm-up run. */
-export async function timeIt(rt: Runtime, fn: () => void | Promise<void>, iters = 3): Promise<number> {
-  await fn();
-  await rt.sync();
-  const times: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const t0 = performance.now();
-    await fn();
-    await rt.sync();
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
 }

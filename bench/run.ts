@@ -1,19 +1,30 @@
 /**
- * `npm run bench [-- <suite> ...]`: runs the benchmark suites (all by default), prints a Markdown
- * table and appends JSON lines with the adapter description under bench/results/.
+ * `npm run bench [-- <suite> ...] [--full] [--dtype f32|f16] [--runs N]`: runs the benchmark suites
+ * (all by default), prints a Markdown table per suite and appends JSON lines with the adapter
+ * description under bench/results/. Flags: see options.ts. Suites:
+ *   ops     GEMM, attention, depthwise conv, LayerNorm, GRN on the models' real shapes
+ *   models  per-component forward at real size with random weights (quick: fewer blocks)
+ *   e2e     the tiny pipelines end to end, resident and in low-memory mode
+ *   warmup  first-forward time with and without compiling the pipelines up front
+ *   profile GPU time per kernel in each model (a few of its blocks)
  */
 import { Runtime } from '../src/runtime/device.js';
+import { parseBenchOptions, splitArgs, type BenchOptions } from './options.js';
 import { appendResults, markdownTable, type BenchRow } from './report.js';
 
-type Suite = (rt: Runtime, args: string[]) => Promise<BenchRow[]>;
+type Suite = (rt: Runtime, options: BenchOptions) => Promise<BenchRow[]>;
 
 // Each suite lives in its own module and is loaded only when run.
 const suites: Record<string, () => Promise<Suite>> = {
-  ops: async () => (await import('./ops_matmul.js')).benchMatmul,
+  ops: async () => (await import('./ops.js')).benchOps,
+  models: async () => (await import('./models.js')).benchModels,
+  e2e: async () => (await import('./e2e.js')).benchEndToEnd,
+  warmup: async () => (await import('./warmup.js')).benchWarmup,
+  profile: async () => (await import('./profile.js')).benchProfile,
 };
 
-const requested = process.argv.slice(2).filter((a) => !a.startsWith('--'));
-const flags = process.argv.slice(2).filter((a) => a.startsWith('--'));
+const { names: requested, flags } = splitArgs(process.argv.slice(2));
+const options = parseBenchOptions(flags);
 const names = requested.length ? requested : Object.keys(suites);
 const unknown = names.filter((n) => !suites[n]);
 if (unknown.length) {
@@ -23,13 +34,15 @@ if (unknown.length) {
 
 const rt = await Runtime.create();
 console.log(`adapter: ${rt.adapterInfo.vendor} / ${rt.adapterInfo.architecture} / ${rt.adapterInfo.device || rt.adapterInfo.description}`);
-const rows: BenchRow[] = [];
+console.log(`adapter features: ${[...rt.gpu.adapter.features].sort().join(', ')}`);
+console.log(`${options.full ? 'full' : 'quick (--full for full-size models)'}, ${options.dtype} models, ${options.runs} timed run(s)`);
+const context = { mode: options.full ? 'full' : 'quick', runtime: `node ${process.versions.node}` };
 for (const name of names) {
+  const started = performance.now();
   const suite = await suites[name]();
-  const got = await suite(rt, flags);
-  rows.push(...got);
-  console.log(`\n## ${name}\n\n${markdownTable(got)}`);
+  const rows = await suite(rt, options);
+  console.log(`\n## ${name} (${((performance.now() - started) / 1000).toFixed(0)} s)\n\n${markdownTable(rows)}`);
+  // Appended per suite, so a later suite's failure keeps the earlier results.
+  console.log(`\nresults appended to ${await appendResults(rt, rows, context)}`);
 }
-const file = await appendResults(rt, rows);
-console.log(`\nresults appended to ${file}`);
 rt.destroy();

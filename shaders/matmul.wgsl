@@ -13,30 +13,12 @@
 // VEC4 reads global memory 4 elements at a time along the contiguous axis (the caller guarantees
 // K % 4 == 0, and N % 4 == 0 when B is [K, N]); without it every element is read on its own.
 
-#include "common/activations.wgsl"
-
-const ACT_NONE = 0u;
-const ACT_GELU = 1u;
-const ACT_SILU = 2u;
-const ACT_LEAKY_RELU = 3u;
-const ACT_QUICK_GELU = 4u;
-const LEAKY_RELU_SLOPE = 0.2;
+#include "common/matmul_epilogue.wgsl"
 
 const TM = RM * WG_M;
 const TN = 4u * WG_N;
 const THREADS = WG_M * WG_N;
 
-struct Params {
-  m: u32,
-  n: u32,
-  k: u32,
-  a_batch_stride: u32,
-  b_batch_stride: u32,
-  out_batch_stride: u32,
-  alpha: f32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
 #if VEC4
 @group(0) @binding(1) var<storage, read> a: array<vec4<T>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<W>>;
@@ -44,19 +26,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<T>;
 @group(0) @binding(2) var<storage, read> b: array<W>;
 #endif
-#if BIAS
-const BIAS_BINDINGS = 1u;
-@group(0) @binding(3) var<storage, read> bias: array<W>;
-#else
-const BIAS_BINDINGS = 0u;
-#endif
-#if RESIDUAL
-const RESIDUAL_BINDINGS = 1u;
-@group(0) @binding(3u + BIAS_BINDINGS) var<storage, read> residual: array<T>;
-#else
-const RESIDUAL_BINDINGS = 0u;
-#endif
-@group(0) @binding(3u + BIAS_BINDINGS + RESIDUAL_BINDINGS) var<storage, read_write> out: array<T>;
 
 // tile_a[k · TM/4 + r / 4][r % 4] = A[m0 + r, k0 + k]
 var<workgroup> tile_a: array<vec4<f32>, TK * TM / 4u>;
@@ -164,22 +133,6 @@ fn load_b_tile(tid: u32, b_base: u32, n0: u32, k0: u32) {
 #endif
 }
 
-fn activate(v: f32) -> f32 {
-  if (ACT == ACT_GELU) {
-    return gelu_erf(v);
-  }
-  if (ACT == ACT_SILU) {
-    return silu(v);
-  }
-  if (ACT == ACT_LEAKY_RELU) {
-    return leaky_relu(v, LEAKY_RELU_SLOPE);
-  }
-  if (ACT == ACT_QUICK_GELU) {
-    return quick_gelu(v);
-  }
-  return v;
-}
-
 // Epilogue for one row of a thread's outputs: columns n, n + WG_N, n + 2·WG_N, n + 3·WG_N.
 fn store_row(out_base: u32, m: u32, n: u32, acc: vec4<f32>) {
   if (m >= params.m) {
@@ -188,16 +141,7 @@ fn store_row(out_base: u32, m: u32, n: u32, acc: vec4<f32>) {
   for (var j = 0u; j < 4u; j++) {
     let col = n + WG_N * j;
     if (col < params.n) {
-      let idx = out_base + m * params.n + col;
-      var v = acc[j] * params.alpha;
-#if BIAS
-      v += f32(bias[col]);
-#endif
-      v = activate(v);
-#if RESIDUAL
-      v += f32(residual[idx]);
-#endif
-      out[idx] = T(v);
+      store_out(out_base + m * params.n + col, col, acc[j]);
     }
   }
 }

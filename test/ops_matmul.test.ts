@@ -1,8 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../src/io/safetensors.js';
+import { deviceTraits, isCpuEmulated, type DeviceTraits } from '../src/ops/device_traits.js';
 import { chooseVariant, linear, matmul, type Activation, type MatmulVariant, type TileConfig } from '../src/ops/matmul.js';
 import { openFileSource } from '../src/platform/file.js';
+import { Runtime } from '../src/runtime/device.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/runtime/dtype.js';
 import type { Tensor } from '../src/runtime/tensor.js';
 import { expectClose, type Tolerance } from './helpers/compare.js';
@@ -17,12 +19,22 @@ const GOLDEN_F16: Tolerance = { atol: 2e-3, rtol: 4e-3 };
 /** Against the f64 host reference below: f32 summation noise plus the activations' few ulp. */
 const HOST: Tolerance = { atol: 1e-5, rtol: 1e-4 };
 
-const ALL_VARIANTS: Required<MatmulVariant>[] = [
+const ALL_VARIANTS: MatmulVariant[] = [
   { tile: 'large', vec4: true },
   { tile: 'large', vec4: false },
   { tile: 'small', vec4: true },
   { tile: 'small', vec4: false },
+  { kernel: 'register', vec4: true },
+  { kernel: 'register', vec4: false },
 ];
+
+/** The register kernel, forced: these tests need this device to have fixed-size subgroups (lavapipe: 8). */
+const REGISTER: MatmulVariant = { kernel: 'register' };
+
+function variantName(v: MatmulVariant): string {
+  const kernel = v.kernel ?? (v.tile ? `${typeof v.tile === 'string' ? v.tile : 'custom'} tile` : 'rule');
+  return `${kernel}${v.vec4 === undefined ? '' : `, vec4=${v.vec4}`}`;
+}
 
 async function golden(name: string): Promise<SafetensorsFile> {
   return SafetensorsFile.open(await openFileSource(FIXTURES + name + '.safetensors'));
@@ -137,7 +149,7 @@ describe('linear against PyTorch goldens (F.linear)', () => {
       expect(outs[0].shape).toEqual(file.tensors.get('out')!.shape);
       const got = await rt.readMany(outs);
       expectClose(got[0], expected, GOLDEN, `${name} (rule's choice)`);
-      ALL_VARIANTS.forEach((v, i) => expectClose(got[i + 1], expected, GOLDEN, `${name} ${v.tile} vec4=${v.vec4}`));
+      ALL_VARIANTS.forEach((v, i) => expectClose(got[i + 1], expected, GOLDEN, `${name} ${variantName(v)}`));
       for (const t of [x, w, b, ...outs]) t?.dispose();
     });
   }
@@ -151,29 +163,30 @@ describe('linear against PyTorch goldens (F.linear)', () => {
     expect(x.dtype).toBe(rt.storageDType('f16'));
     const expected = await file.readF32('out');
     await file.close();
-    const outs = [linear(rt, x, w, b), linear(rt, x, w, b, { variant: { tile: 'large', vec4: false } })];
+    // K = 32: the register kernel's vec4 variant reads packed f16 pairs.
+    const variants: MatmulVariant[] = [{ tile: 'large', vec4: false }, { kernel: 'register', vec4: true }, { kernel: 'register', vec4: false }];
+    const outs = [linear(rt, x, w, b), ...variants.map((variant) => linear(rt, x, w, b, { variant }))];
     expect(outs[0].dtype).toBe(x.dtype);
     const got = await rt.readMany(outs);
-    expectClose(got[0], expected, GOLDEN_F16, 'f16_linear_0 (rule: small, vec4)');
-    expectClose(got[1], expected, GOLDEN_F16, 'f16_linear_0 large scalar');
+    expectClose(got[0], expected, GOLDEN_F16, 'f16_linear_0 (rule)');
+    variants.forEach((v, i) => expectClose(got[i + 1], expected, GOLDEN_F16, `f16_linear_0 ${variantName(v)}`));
     for (const t of [x, w, b, ...outs]) t.dispose();
   });
 });
 
 describe('matmul against PyTorch goldens (torch.matmul)', () => {
-  it('matmul_0 [3,17,29] @ [3,29,13]: K, N not multiples of 4 (scalar loads), both tiles', async () => {
+  it('matmul_0 [3,17,29] @ [3,29,13]: K, N not multiples of 4 (scalar loads), both tiles and the register kernel', async () => {
     const rt = await getRuntime();
     const file = await golden('matmul_0');
     const a = await uploadGolden(file, 'a');
     const b = await uploadGolden(file, 'b');
-    expect(chooseVariant(17, 13, 29, 3, false)).toEqual({ tile: 'small', vec4: false });
-    const outs = [matmul(rt, a, b), matmul(rt, a, b, { variant: { tile: 'large' } })];
+    const variants: MatmulVariant[] = [{ tile: 'small' }, { tile: 'large' }, REGISTER];
+    const outs = variants.map((variant) => matmul(rt, a, b, { variant }));
     const expected = await file.readF32('out');
     await file.close();
     const got = await rt.readMany(outs);
     expect(outs[0].shape).toEqual([3, 17, 13]);
-    expectClose(got[0], expected, GOLDEN, 'matmul_0 small');
-    expectClose(got[1], expected, GOLDEN, 'matmul_0 large');
+    variants.forEach((v, i) => expectClose(got[i], expected, GOLDEN, `matmul_0 ${variantName(v)}`));
     for (const t of [a, b, ...outs]) t.dispose();
   });
 
@@ -187,7 +200,7 @@ describe('matmul against PyTorch goldens (torch.matmul)', () => {
     const outs = ALL_VARIANTS.map((variant) => matmul(rt, a, b, { variant }));
     const got = await rt.readMany(outs);
     expect(outs[0].shape).toEqual([2, 4, 77, 92]);
-    ALL_VARIANTS.forEach((v, i) => expectClose(got[i], expected, GOLDEN, `matmul_1 ${v.tile} vec4=${v.vec4}`));
+    ALL_VARIANTS.forEach((v, i) => expectClose(got[i], expected, GOLDEN, `matmul_1 ${variantName(v)}`));
     for (const t of [a, b, ...outs]) t.dispose();
   });
 });
@@ -195,7 +208,8 @@ describe('matmul against PyTorch goldens (torch.matmul)', () => {
 // ---- fused epilogue and shapes off the tile grid, against the f64 host reference -----------------
 
 describe('linear fused epilogue against an f64 host reference (atol 1e-5, rtol 1e-4)', () => {
-  // M = 135 and N = 70 fit neither 32- nor 64-wide tiles; K = 36 allows vec4, K = 37 does not.
+  // M = 135 and N = 70 fit neither 32- nor 64-wide tiles nor the register kernel's 16 × 32;
+  // K = 36 allows vec4, K = 37 does not. Each case also runs the register kernel.
   const cases: { act?: Activation; residual?: boolean; bias?: boolean; k: number; variant?: MatmulVariant }[] = [
     { act: 'gelu', k: 36 },
     { act: 'silu', k: 36, variant: { tile: 'large' } },
@@ -206,7 +220,7 @@ describe('linear fused epilogue against an f64 host reference (atol 1e-5, rtol 1
     { act: 'silu', residual: true, bias: false, k: 36 },
   ];
   for (const c of cases) {
-    const what = `${c.bias === false ? 'no bias' : 'bias'} + ${c.act ?? 'no act'}${c.residual ? ' + residual' : ''}, K ${c.k}${c.variant ? `, ${c.variant.tile} tile` : ''}`;
+    const what = `${c.bias === false ? 'no bias' : 'bias'} + ${c.act ?? 'no act'}${c.residual ? ' + residual' : ''}, K ${c.k}${c.variant ? `, ${variantName(c.variant)}` : ''}`;
     it(what, async () => {
       const rt = await getRuntime();
       const [m0, m1, n, k] = [3, 45, 70, c.k];
@@ -218,11 +232,14 @@ describe('linear fused epilogue against an f64 host reference (atol 1e-5, rtol 1
       const w = rt.upload(ws, [n, k]);
       const b = bs && rt.upload(bs, [n]);
       const r = rs && rt.upload(rs, [m0, m1, n]);
-      const y = linear(rt, x, w, b, { act: c.act, residual: r, variant: c.variant });
+      const y = linear(rt, x, w, b, { act: c.act, residual: r, variant: c.variant ?? { kernel: 'tiled' } });
+      const yr = linear(rt, x, w, b, { act: c.act, residual: r, variant: REGISTER });
       expect(y.shape).toEqual([m0, m1, n]);
       const expected = hostGemm({ a: xs, b: ws, bias: bs, residual: rs, batch: 1, m: m0 * m1, n, k, bNK: true, act: c.act });
-      expectClose(await rt.read(y), expected, HOST, what);
-      for (const t of [x, w, b, r, y]) t?.dispose();
+      const [got, gotRegister] = await rt.readMany([y, yr]);
+      expectClose(got, expected, HOST, what);
+      expectClose(gotRegister, expected, HOST, `${what}, register kernel`);
+      for (const t of [x, w, b, r, y, yr]) t?.dispose();
     });
   }
 
@@ -232,17 +249,22 @@ describe('linear fused epilogue against an f64 host reference (atol 1e-5, rtol 1
     const ws = randomValues(3 * 40, 12);
     const x = rt.upload(xs, [1, 40]);
     const w = rt.upload(ws, [3, 40]);
-    const out = rt.empty([1, 3], 'f32');
-    expect(linear(rt, x, w, undefined, { out, act: 'gelu' })).toBe(out);
     const w1 = rt.upload(ws.subarray(0, 40), [1, 40]);
-    const y1 = linear(rt, x, w1);
-    const [got, got1] = await rt.readMany([out, y1]);
-    expectClose(got, hostGemm({ a: xs, b: ws, batch: 1, m: 1, n: 3, k: 40, bNK: true, act: 'gelu' }), HOST, 'M = 1');
-    expectClose(got1, hostGemm({ a: xs, b: ws, batch: 1, m: 1, n: 1, k: 40, bNK: true }), HOST, 'N = 1');
-    for (const t of [x, w, out, w1, y1]) t.dispose();
+    const expectedM1 = hostGemm({ a: xs, b: ws, batch: 1, m: 1, n: 3, k: 40, bNK: true, act: 'gelu' });
+    const expectedN1 = hostGemm({ a: xs, b: ws, batch: 1, m: 1, n: 1, k: 40, bNK: true });
+    for (const kernel of ['tiled', 'register'] as const) {
+      const out = rt.empty([1, 3], 'f32');
+      expect(linear(rt, x, w, undefined, { out, act: 'gelu', variant: { kernel } })).toBe(out);
+      const y1 = linear(rt, x, w1, undefined, { variant: { kernel } });
+      const [got, got1] = await rt.readMany([out, y1]);
+      expectClose(got, expectedM1, HOST, `M = 1, ${kernel}`);
+      expectClose(got1, expectedN1, HOST, `N = 1, ${kernel}`);
+      for (const t of [out, y1]) t.dispose();
+    }
+    for (const t of [x, w, w1]) t.dispose();
   });
 
-  it('f32 activations with f16 weights and bias (W alias), large tile', async () => {
+  it('f32 activations with f16 weights and bias (W alias), large tile and register kernel', async () => {
     const rt = await getRuntime();
     const [m, n, k] = [70, 66, 44];
     const xs = randomValues(m * k, 21);
@@ -252,15 +274,19 @@ describe('linear fused epilogue against an f64 host reference (atol 1e-5, rtol 1
     const w = rt.upload(ws, [n, k], 'f16');
     const b = rt.upload(bs, [n], 'f16');
     const y = linear(rt, x, w, b, { act: 'gelu', variant: { tile: 'large' } });
+    const yr = linear(rt, x, w, b, { act: 'gelu', variant: REGISTER });
     expect(y.dtype).toBe('f32');
     const expected = hostGemm({ a: xs, b: ws, bias: bs, batch: 1, m, n, k, bNK: true, act: 'gelu' });
-    expectClose(await rt.read(y), expected, HOST, 'f32 x f16 weights');
-    for (const t of [x, w, b, y]) t.dispose();
+    const [got, gotRegister] = await rt.readMany([y, yr]);
+    expectClose(got, expected, HOST, 'f32 x f16 weights, large tile');
+    expectClose(gotRegister, expected, HOST, 'f32 x f16 weights, register kernel');
+    for (const t of [x, w, b, y, yr]) t.dispose();
   });
 
-  it('f16 activations with residual, large tile: within f16 output rounding (atol 2e-3, rtol 4e-3)', async () => {
+  it('f16 activations with residual, large tile and register kernel: within f16 output rounding (atol 2e-3, rtol 4e-3)', async () => {
     const rt = await getRuntime();
-    const [m, n, k] = [100, 72, 40];
+    // K = 44 is a multiple of 4 but not 8: the register kernel reads f16 vec4s, not packed pairs.
+    const [m, n, k] = [100, 72, 44];
     const xs = randomValues(m * k, 31, 1, true);
     const ws = randomValues(n * k, 32, 0.5, true);
     const rs = randomValues(m * n, 33, 1, true);
@@ -268,9 +294,12 @@ describe('linear fused epilogue against an f64 host reference (atol 1e-5, rtol 1
     const w = rt.upload(ws, [n, k], 'f16');
     const r = rt.upload(rs, [m, n], 'f16');
     const y = linear(rt, x, w, undefined, { act: 'silu', residual: r, variant: { tile: 'large', vec4: true } });
+    const yr = linear(rt, x, w, undefined, { act: 'silu', residual: r, variant: { kernel: 'register', vec4: true } });
     const expected = hostGemm({ a: xs, b: ws, residual: rs, batch: 1, m, n, k, bNK: true, act: 'silu' });
-    expectClose(await rt.read(y), expected, GOLDEN_F16, 'f16 silu + residual');
-    for (const t of [x, w, r, y]) t.dispose();
+    const [got, gotRegister] = await rt.readMany([y, yr]);
+    expectClose(got, expected, GOLDEN_F16, 'f16 silu + residual, large tile');
+    expectClose(gotRegister, expected, GOLDEN_F16, 'f16 silu + residual, register kernel');
+    for (const t of [x, w, r, y, yr]) t.dispose();
   });
 
   it('GELU in the epilogue is exact-erf GELU to within 2 ulp-of-1 over [-10, 10] (identity weight)', async () => {
@@ -298,10 +327,14 @@ describe('batched matmul against an f64 host reference (atol 1e-5, rtol 1e-4)', 
     { batch: [3], m: 65, n: 33, k: 31, transposeB: true, variant: { tile: 'large' } },
     { batch: [2, 3], m: 40, n: 68, k: 20, transposeB: false, alpha: -2, variant: { tile: 'large', vec4: true } },
     { batch: [5], m: 9, n: 130, k: 17, transposeB: false, variant: { tile: 'small', vec4: false } },
+    { batch: [3], m: 65, n: 33, k: 31, transposeB: true, variant: REGISTER },
+    { batch: [2, 3], m: 40, n: 68, k: 20, transposeB: false, alpha: -2, variant: { kernel: 'register', vec4: true } },
+    { batch: [5], m: 9, n: 130, k: 17, transposeB: false, variant: REGISTER },
+    { batch: [2], m: 33, n: 36, k: 24, transposeB: false, variant: { kernel: 'register', vec4: false } },
   ];
   for (const c of cases) {
     const what = `[${[...c.batch, c.m, c.k].join(',')}] @ ${c.transposeB ? 'ᵀ' : ''}[${[...c.batch, ...(c.transposeB ? [c.n, c.k] : [c.k, c.n])].join(',')}]` +
-      `${c.alpha !== undefined ? ` · ${c.alpha}` : ''}${c.variant ? ` (${c.variant.tile}${c.variant.vec4 === undefined ? '' : `, vec4=${c.variant.vec4}`})` : ''}`;
+      `${c.alpha !== undefined ? ` · ${c.alpha}` : ''}${c.variant ? ` (${variantName(c.variant)})` : ''}`;
     it(what, async () => {
       const rt = await getRuntime();
       const batch = c.batch.reduce((p, d) => p * d, 1);
@@ -353,11 +386,45 @@ describe('custom tile configurations (tuning path) against an f64 host reference
 });
 
 describe('variant rule and input checks', () => {
-  it('picks small tiles for skinny shapes and large tiles for Stage C GEMMs; vec4 when aligned', () => {
-    expect(chooseVariant(77, 768, 768, 1, true)).toEqual({ tile: 'small', vec4: true });
-    expect(chooseVariant(1152, 6144, 1536, 1, true)).toEqual({ tile: 'large', vec4: true });
-    expect(chooseVariant(1152, 1536, 6144, 1, true)).toEqual({ tile: 'large', vec4: true });
-    expect(chooseVariant(64, 30, 8, 1, false)).toEqual({ tile: 'small', vec4: false });
+  const GPU: DeviceTraits = { cpuEmulated: false, fixedSubgroupSize: 32 };
+  const LAVAPIPE: DeviceTraits = { cpuEmulated: true, fixedSubgroupSize: 8 };
+
+  it('on GPUs: small tiles for skinny shapes and large tiles for Stage C GEMMs; vec4 when aligned', () => {
+    expect(chooseVariant(GPU, 77, 768, 768, 1, true)).toEqual({ kernel: 'tiled', tile: 'small', vec4: true });
+    expect(chooseVariant(GPU, 1152, 6144, 1536, 1, true)).toEqual({ kernel: 'tiled', tile: 'large', vec4: true });
+    expect(chooseVariant(GPU, 1152, 1536, 6144, 1, true)).toEqual({ kernel: 'tiled', tile: 'large', vec4: true });
+    expect(chooseVariant(GPU, 64, 30, 8, 1, false)).toEqual({ kernel: 'tiled', tile: 'small', vec4: false });
+  });
+
+  it('on CPU-emulated GPUs: the register kernel, unless subgroups are missing or of no fixed size that divides 16 rows', () => {
+    expect(chooseVariant(LAVAPIPE, 1152, 6144, 1536, 1, true).kernel).toBe('register');
+    expect(chooseVariant(LAVAPIPE, 17, 13, 29, 3, false)).toEqual({ kernel: 'register', tile: 'small', vec4: false });
+    expect(chooseVariant({ cpuEmulated: true, fixedSubgroupSize: null }, 1152, 6144, 1536, 1, true).kernel).toBe('tiled');
+    expect(chooseVariant({ cpuEmulated: true, fixedSubgroupSize: 32 }, 1152, 6144, 1536, 1, true).kernel).toBe('tiled');
+  });
+
+  it('recognises lavapipe and SwiftShader from their adapter info, not hardware GPUs', () => {
+    const info = (vendor: string, architecture: string, device: string, description: string) => ({ vendor, architecture, device, description, backend: 'dawn (node)' });
+    expect(isCpuEmulated(info('mesa', 'software', 'llvmpipe-llvm-15-0-6-256-bits-', 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)'))).toBe(true);
+    expect(isCpuEmulated(info('google', '', 'swiftshader', 'SwiftShader Device (Subzero)'))).toBe(true);
+    expect(isCpuEmulated(info('nvidia', 'hopper', '', 'NVIDIA H100 80GB HBM3'))).toBe(false);
+    expect(isCpuEmulated(info('mesa', 'rdna-3', '', 'AMD Radeon RX 7900 XTX (RADV NAVI31)'))).toBe(false);
+  });
+
+  it('without subgroups the rule falls back to tiles, and forcing the register kernel names what is missing', async () => {
+    const plain = await Runtime.create({ subgroups: false });
+    try {
+      expect(deviceTraits(plain).fixedSubgroupSize).toBeNull();
+      expect(chooseVariant(deviceTraits(plain), 1152, 6144, 1536, 1, true).kernel).toBe('tiled');
+      const x = plain.upload(randomValues(2 * 8, 81), [2, 8]);
+      expect(() => linear(plain, x, x, undefined, { variant: REGISTER })).toThrow(
+        'linear: the register kernel needs subgroups of one size dividing 16; this device has none of a fixed size',
+      );
+      x.dispose();
+    } finally {
+      await plain.sync();
+      plain.destroy();
+    }
   });
 
   it('rejects mismatched shapes, dtypes, forced vec4 on unaligned K and an out aliasing an input', async () => {

@@ -1,11 +1,14 @@
 /**
  * Matrix products on the GPU: `linear` (PyTorch `F.linear`, weights [N, K] read in place, with a
- * fused bias + activation + residual epilogue) and batched `matmul`. Both run shaders/matmul.wgsl;
- * a tile size and a load width are picked per shape, or forced with `variant` (tests, benchmarks).
+ * fused bias + activation + residual epilogue) and batched `matmul`. Two kernel families compute
+ * them: workgroup-memory tiles (shaders/matmul.wgsl) on GPUs, register tiles shared through
+ * subgroups (shaders/matmul_register.wgsl) on CPU-emulated GPUs. Kernel, tile and load width are
+ * picked per device and shape, or forced with `variant` (tests, benchmarks).
  */
 import type { Runtime } from '../runtime/device.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { Params } from '../runtime/uniform_arena.js';
+import { deviceTraits, type DeviceTraits } from './device_traits.js';
 
 export type Activation = 'gelu' | 'silu' | 'leaky_relu' | 'quick_gelu';
 
@@ -38,12 +41,35 @@ const TILES: Record<MatmulTile, TileConfig> = {
 /** Below this many 128×64 tiles the large variant leaves GPU cores idle (H100: 132 SMs). */
 const LARGE_TILE_MIN_WORKGROUPS = 192;
 
-/** Forces a kernel variant; unset fields are chosen from the shape. */
+/**
+ * 'tiled': shaders/matmul.wgsl, operand tiles staged in workgroup memory (GPUs).
+ * 'register': shaders/matmul_register.wgsl, for GPUs a CPU emulates (lavapipe): no workgroup
+ * memory, a subgroup computes REGISTER_ROWS rows × 4 columns per lane, A rows shared by
+ * subgroupBroadcast. Needs subgroups of one fixed size dividing REGISTER_ROWS. Measured on
+ * lavapipe (2 cores, bench/ops_matmul.ts): about 3× the tiled kernel's GFLOP/s.
+ */
+export type MatmulKernel = 'tiled' | 'register';
+
+/** Rows of `out` per subgroup of the register kernel (named accumulators: 16 or 32). */
+const REGISTER_ROWS: number = 16;
+
+/** Forces a kernel variant; unset fields are chosen from the device and shape. */
 export interface MatmulVariant {
-  /** A named tile, or any configuration (for tuning on a new GPU). */
+  kernel?: MatmulKernel;
+  /** Tiled kernel (implied when set): a named tile, or any configuration (for tuning on a new GPU). */
   tile?: MatmulTile | TileConfig;
-  /** vec4 global loads; needs K % 4 == 0 (and N % 4 == 0 when B is [K, N]). */
+  /**
+   * vec4 global loads; needs K % 4 == 0 (and N % 4 == 0 when B is [K, N]). The register kernel
+   * then reads f16 operands as packed pairs when both are f16, B is [N, K] and K % 8 == 0.
+   */
   vec4?: boolean;
+}
+
+/** The variant the rule picks; `tile` only matters to the tiled kernel. */
+export interface ChosenVariant {
+  kernel: MatmulKernel;
+  tile: MatmulTile;
+  vec4: boolean;
 }
 
 export interface LinearOptions {
@@ -158,10 +184,17 @@ export function matmul(rt: Runtime, a: Tensor, b: Tensor, opts: MatmulOptions = 
   return out;
 }
 
-/** The variant the shape rule picks (exported so tests and benchmarks can name what ran). */
-export function chooseVariant(m: number, n: number, k: number, batch: number, bNK: boolean): { tile: MatmulTile; vec4: boolean } {
+/** The register kernel runs where a CPU emulates the GPU and subgroups have one size that tiles its rows. */
+function registerCapable(device: DeviceTraits): boolean {
+  const sg = device.fixedSubgroupSize;
+  return sg !== null && sg <= REGISTER_ROWS && REGISTER_ROWS % sg === 0;
+}
+
+/** The variant the device and shape rule picks (exported so tests and benchmarks can name what ran). */
+export function chooseVariant(device: DeviceTraits, m: number, n: number, k: number, batch: number, bNK: boolean): ChosenVariant {
   const largeGroups = Math.ceil(m / 128) * Math.ceil(n / 64) * batch;
   return {
+    kernel: device.cpuEmulated && registerCapable(device) ? 'register' : 'tiled',
     tile: largeGroups >= LARGE_TILE_MIN_WORKGROUPS ? 'large' : 'small',
     vec4: k % 4 === 0 && (bNK || n % 4 === 0),
   };
@@ -187,31 +220,38 @@ function gemm(rt: Runtime, g: Gemm): void {
   if (inputs.some((t) => overlaps(t, g.out))) {
     throw new Error(`${g.label}: out overlaps an input; WebGPU forbids a written binding aliasing another`);
   }
-  const chosen = chooseVariant(g.m, g.n, g.k, g.batch, g.bNK);
-  const tile = g.variant?.tile ?? chosen.tile;
+  const device = deviceTraits(rt);
+  const chosen = chooseVariant(device, g.m, g.n, g.k, g.batch, g.bNK);
+  // A forced tile implies the tiled kernel.
+  const kernel = g.variant?.kernel ?? (g.variant?.tile ? 'tiled' : chosen.kernel);
   const vec4 = g.variant?.vec4 ?? chosen.vec4;
   if (vec4 && !chosen.vec4) {
     throw new Error(`${g.label}: vec4 loads need K % 4 == 0${g.bNK ? '' : ' and N % 4 == 0'} (M ${g.m}, N ${g.n}, K ${g.k})`);
   }
-  const cfg = typeof tile === 'string' ? TILES[tile] : checkTile(rt, g.label, tile);
-  const groups = [Math.ceil(g.n / (4 * cfg.WG_N)), Math.ceil(g.m / (cfg.RM * cfg.WG_M)), g.batch] as const;
+  if (kernel === 'register' && !registerCapable(device)) {
+    throw new Error(
+      `${g.label}: the register kernel needs subgroups of one size dividing ${REGISTER_ROWS}; this device has ` +
+        (device.fixedSubgroupSize === null ? 'none of a fixed size' : `size ${device.fixedSubgroupSize}`),
+    );
+  }
+  const launch = kernel === 'register' ? registerLaunch(g, vec4, device.fixedSubgroupSize!) : tiledLaunch(rt, g, vec4, g.variant?.tile ?? chosen.tile);
   const maxGroups = rt.limits.maxComputeWorkgroupsPerDimension;
-  if (groups.some((c) => c > maxGroups)) {
-    throw new Error(`${g.label}: grid [${groups.join(', ')}] exceeds ${maxGroups} workgroups per dimension`);
+  if (launch.groups.some((c) => c > maxGroups)) {
+    throw new Error(`${g.label}: grid [${launch.groups.join(', ')}] exceeds ${maxGroups} workgroups per dimension`);
   }
   if (g.out.size === 0) return;
   const flags = [
+    ...launch.flags,
     ...(vec4 ? ['VEC4'] : []),
-    ...(cfg.RM === 8 ? ['ROWS8'] : []),
     ...(g.bNK ? ['B_NK'] : []),
     ...(g.bias ? ['BIAS'] : []),
     ...(g.residual ? ['RESIDUAL'] : []),
   ];
   rt.dispatch({
     kernel: {
-      shader: 'matmul.wgsl',
+      shader: launch.shader,
       flags,
-      consts: { ...cfg, ACT: ACT_ID[g.act] },
+      consts: { ...launch.consts, ACT: ACT_ID[g.act] },
       dtypes: { T: g.a.dtype, W: g.b.dtype },
     },
     label: g.label,
@@ -221,6 +261,34 @@ function gemm(rt: Runtime, g: Gemm): void {
       .data(),
     inputs,
     outputs: [g.out],
-    workgroups: groups,
+    workgroups: launch.groups,
+    work: 2 * g.m * g.n * g.k * g.batch,
   });
+}
+
+interface Launch {
+  shader: string;
+  flags: string[];
+  consts: Record<string, number>;
+  groups: readonly [number, number, number];
+}
+
+function tiledLaunch(rt: Runtime, g: Gemm, vec4: boolean, tile: MatmulTile | TileConfig): Launch {
+  const cfg = typeof tile === 'string' ? TILES[tile] : checkTile(rt, g.label, tile);
+  return {
+    shader: 'matmul.wgsl',
+    flags: cfg.RM === 8 ? ['ROWS8'] : [],
+    consts: { ...cfg },
+    groups: [Math.ceil(g.n / (4 * cfg.WG_N)), Math.ceil(g.m / (cfg.RM * cfg.WG_M)), g.batch],
+  };
+}
+
+function registerLaunch(g: Gemm, vec4: boolean, subgroupSize: number): Launch {
+  const packed = vec4 && g.a.dtype === 'f16' && g.b.dtype === 'f16' && g.bNK && g.k % 8 === 0;
+  return {
+    shader: 'matmul_register.wgsl',
+    flags: ['SUBGROUPS', ...(packed ? ['PACKED'] : []), ...(REGISTER_ROWS === 32 ? ['ROWS32'] : [])],
+    consts: { SG: subgroupSize, ROWS: REGISTER_ROWS },
+    groups: [Math.ceil(g.n / (4 * subgroupSize)), Math.ceil(g.m / REGISTER_ROWS), g.batch],
+  };
 }

@@ -1,0 +1,105 @@
+/** Kernel timing: back-to-back runs between two waits for the queue, so dispatch gaps are included. */
+import { isCpuEmulated } from '../src/ops/device_traits.js';
+import type { Runtime } from '../src/runtime/device.js';
+
+/** Waits for the GPU without the runtime's learned sleep, which would add to the measured time. */
+export async function settle(rt: Runtime): Promise<void> {
+  rt.flush();
+  await rt.device.queue.onSubmittedWorkDone();
+  rt.checkErrors();
+}
+
+/**
+ * The best of one timed run and `trials` batches of back-to-back runs, in ms per run; the first run
+ * (compilation) is untimed. A batch repeats the op until about `batchMs` have passed (at least once,
+ * at most 50 times).
+ */
+export async function msPerRun(rt: Runtime, run: () => void, { trials = 3, batchMs = 200 } = {}): Promise<number> {
+  run();
+  await settle(rt);
+  let t0 = performance.now();
+  run();
+  await settle(rt);
+  const first = performance.now() - t0;
+  const reps = Math.max(1, Math.min(50, Math.ceil(batchMs / first)));
+  let best = first;
+  for (let trial = 0; trial < trials; trial++) {
+    t0 = performance.now();
+    for (let i = 0; i < reps; i++) run();
+    await settle(rt);
+    best = Math.min(best, (performance.now() - t0) / reps);
+  }
+  return best;
+}
+
+/** Cheap deterministic values in [-0.5, 0.5): timings do not depend on them, only finiteness does. */
+export function pattern(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = ((i * 0.6180339887 + seed * 0.31) % 1) - 0.5;
+  return out;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The longest of a few waits on an idle queue: what a wait costs once the work is done. */
+async function idleWaitMs(rt: Runtime): Promise<number> {
+  let worst = 0;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    await settle(rt);
+    worst = Math.max(worst, performance.now() - t0);
+  }
+  return worst;
+}
+
+export interface ForwardTiming {
+  /** The first run, pipeline compilation included. */
+  firstMs: number;
+  /** Median of the warm runs: recording plus waiting for the GPU. */
+  ms: number;
+  /** Of `ms`, the CPU time spent recording (the median run's). */
+  recordMs: number;
+}
+
+/**
+ * Times `fn` (recording work on the GPU) plus the wait for it: once cold and then `runs` times
+ * warm. On a software GPU a warm run first sleeps for 70% of the best time seen so far, so the
+ * wait does not spin a core the GPU needs; a run whose work was already done on waking (its wait
+ * took no longer than one on an idle queue) overslept: it is discarded and the next sleeps half
+ * as long. A hardware GPU's runs wait directly.
+ */
+export async function timeForward(rt: Runtime, fn: () => Promise<void>, runs: number): Promise<ForwardTiming> {
+  const timed = async (sleepMs: number) => {
+    const t0 = performance.now();
+    await fn();
+    // Submit the last partial batch before sleeping, or it would wait for the wake-up.
+    rt.flush();
+    const recorded = performance.now();
+    const left = sleepMs - (recorded - t0);
+    if (left > 0) await sleep(left);
+    const woke = performance.now();
+    await settle(rt);
+    const end = performance.now();
+    return { ms: end - t0, recordMs: recorded - t0, waitMs: end - woke, slept: left > 0 };
+  };
+  const firstMs = (await timed(0)).ms;
+  // A CPU-emulated GPU computes on the cores a spinning wait would take from it.
+  const sleeps = isCpuEmulated(rt.adapterInfo);
+  const floor = sleeps ? 2 * (await idleWaitMs(rt)) + 1 : 0;
+  let guide = firstMs;
+  let factor = sleeps ? 0.7 : 0;
+  const warm: { ms: number; recordMs: number }[] = [];
+  for (let attempt = 0; warm.length < runs && attempt < runs + 8; attempt++) {
+    const run = await timed(guide * factor);
+    if (run.slept && run.waitMs <= floor) {
+      factor /= 2;
+      continue;
+    }
+    warm.push(run);
+    guide = Math.min(guide, run.ms);
+  }
+  if (!warm.length) throw new Error('timeForward: every warm run overslept');
+  warm.sort((a, b) => a.ms - b.ms);
+  const median = warm[Math.floor(warm.length / 2)];
+  return { firstMs, ms: median.ms, recordMs: median.recordMs };
+}

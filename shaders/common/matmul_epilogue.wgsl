@@ -1,0 +1,68 @@
+// What every GEMM kernel (matmul.wgsl, matmul_register.wgsl) shares: Params, the bindings after the
+// two operands (binding 1 `a` and binding 2 `b` are declared by the kernel, whose load width differs)
+// and the fused epilogue
+//   out[idx] = act(alpha · acc + bias[col]) + residual[idx]
+// Flags BIAS and RESIDUAL add those bindings; the constant ACT picks the activation.
+
+#include "common/activations.wgsl"
+
+const ACT_NONE = 0u;
+const ACT_GELU = 1u;
+const ACT_SILU = 2u;
+const ACT_LEAKY_RELU = 3u;
+const ACT_QUICK_GELU = 4u;
+const LEAKY_RELU_SLOPE = 0.2;
+
+struct Params {
+  m: u32,
+  n: u32,
+  k: u32,
+  a_batch_stride: u32,
+  b_batch_stride: u32,
+  out_batch_stride: u32,
+  alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+#if BIAS
+const BIAS_BINDINGS = 1u;
+@group(0) @binding(3) var<storage, read> bias: array<W>;
+#else
+const BIAS_BINDINGS = 0u;
+#endif
+#if RESIDUAL
+const RESIDUAL_BINDINGS = 1u;
+@group(0) @binding(3u + BIAS_BINDINGS) var<storage, read> residual: array<T>;
+#else
+const RESIDUAL_BINDINGS = 0u;
+#endif
+@group(0) @binding(3u + BIAS_BINDINGS + RESIDUAL_BINDINGS) var<storage, read_write> out: array<T>;
+
+fn activate(v: f32) -> f32 {
+  if (ACT == ACT_GELU) {
+    return gelu_erf(v);
+  }
+  if (ACT == ACT_SILU) {
+    return silu(v);
+  }
+  if (ACT == ACT_LEAKY_RELU) {
+    return leaky_relu(v, LEAKY_RELU_SLOPE);
+  }
+  if (ACT == ACT_QUICK_GELU) {
+    return quick_gelu(v);
+  }
+  return v;
+}
+
+// Writes one output element; the caller has checked that row and column are inside the matrix.
+fn store_out(idx: u32, col: u32, acc: f32) {
+  var v = acc * params.alpha;
+#if BIAS
+  v += f32(bias[col]);
+#endif
+  v = activate(v);
+#if RESIDUAL
+  v += f32(residual[idx]);
+#endif
+  out[idx] = T(v);
+}
