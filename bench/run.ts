@@ -1,12 +1,12 @@
 /**
  * `npm run bench [-- <suite> ...] [--full] [--dtype f32|f16] [--runs N]`: runs the benchmark suites
- * (all by default), prints a Markdown table per suite and appends JSON lines with the adapter
- * description under bench/results/. Flags: see options.ts. Suites:
+ * (ops, models and e2e by default), prints a Markdown table per suite and appends JSON lines with
+ * the adapter description under bench/results/. Flags: see options.ts. Suites:
  *   ops     GEMM, attention, depthwise conv, LayerNorm, GRN on the models' real shapes
  *   models  per-component forward at real size with random weights (quick: fewer blocks)
  *   e2e     the tiny pipelines end to end, resident and in low-memory mode
- *   warmup  first-forward time with and without compiling the pipelines up front
- *   profile GPU time per kernel in each model (a few of its blocks)
+ *   warmup  first-forward time with and without compiling the pipelines up front (on request)
+ *   profile GPU time per kernel in each model, a few of its blocks (on request)
  */
 import { Runtime } from '../src/runtime/device.js';
 import { parseBenchOptions, splitArgs, type BenchOptions } from './options.js';
@@ -22,10 +22,12 @@ const suites: Record<string, () => Promise<Suite>> = {
   warmup: async () => (await import('./warmup.js')).benchWarmup,
   profile: async () => (await import('./profile.js')).benchProfile,
 };
+// The diagnostic suites add minutes on a software GPU: `npm run bench` stays within about 10.
+const DEFAULT_SUITES = ['ops', 'models', 'e2e'];
 
 const { names: requested, flags } = splitArgs(process.argv.slice(2));
 const options = parseBenchOptions(flags);
-const names = requested.length ? requested : Object.keys(suites);
+const names = requested.length ? requested : DEFAULT_SUITES;
 const unknown = names.filter((n) => !suites[n]);
 if (unknown.length) {
   console.error(`unknown bench suite(s): ${unknown.join(', ')} (available: ${Object.keys(suites).join(', ')})`);
