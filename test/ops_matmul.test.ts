@@ -163,7 +163,6 @@ describe('linear against PyTorch goldens (F.linear)', () => {
     expect(x.dtype).toBe(rt.storageDType('f16'));
     const expected = await file.readF32('out');
     await file.close();
-    // K = 32: the register kernel's vec4 variant reads packed f16 pairs.
     const variants: MatmulVariant[] = [{ tile: 'large', vec4: false }, { kernel: 'register', vec4: true }, { kernel: 'register', vec4: false }];
     const outs = [linear(rt, x, w, b), ...variants.map((variant) => linear(rt, x, w, b, { variant }))];
     expect(outs[0].dtype).toBe(x.dtype);
@@ -208,7 +207,7 @@ describe('matmul against PyTorch goldens (torch.matmul)', () => {
 // ---- fused epilogue and shapes off the tile grid, against the f64 host reference -----------------
 
 describe('linear fused epilogue against an f64 host reference (atol 1e-5, rtol 1e-4)', () => {
-  // M = 135 and N = 70 fit neither 32- nor 64-wide tiles nor the register kernel's 16 × 32;
+  // M = 135 and N = 70 fit neither 32- nor 64-wide tiles nor the register kernel's 32 × 32;
   // K = 36 allows vec4, K = 37 does not. Each case also runs the register kernel.
   const cases: { act?: Activation; residual?: boolean; bias?: boolean; k: number; variant?: MatmulVariant }[] = [
     { act: 'gelu', k: 36 },
@@ -285,8 +284,7 @@ describe('linear fused epilogue against an f64 host reference (atol 1e-5, rtol 1
 
   it('f16 activations with residual, large tile and register kernel: within f16 output rounding (atol 2e-3, rtol 4e-3)', async () => {
     const rt = await getRuntime();
-    // K = 44 is a multiple of 4 but not 8: the register kernel reads f16 vec4s, not packed pairs.
-    const [m, n, k] = [100, 72, 44];
+    const [m, n, k] = [100, 72, 40];
     const xs = randomValues(m * k, 31, 1, true);
     const ws = randomValues(n * k, 32, 0.5, true);
     const rs = randomValues(m * n, 33, 1, true);
@@ -396,11 +394,11 @@ describe('variant rule and input checks', () => {
     expect(chooseVariant(GPU, 64, 30, 8, 1, false)).toEqual({ kernel: 'tiled', tile: 'small', vec4: false });
   });
 
-  it('on CPU-emulated GPUs: the register kernel, unless subgroups are missing or of no fixed size that divides 16 rows', () => {
+  it('on CPU-emulated GPUs: the register kernel, unless subgroups are missing or of no fixed size that divides 32 rows', () => {
     expect(chooseVariant(LAVAPIPE, 1152, 6144, 1536, 1, true).kernel).toBe('register');
     expect(chooseVariant(LAVAPIPE, 17, 13, 29, 3, false)).toEqual({ kernel: 'register', tile: 'small', vec4: false });
     expect(chooseVariant({ cpuEmulated: true, fixedSubgroupSize: null }, 1152, 6144, 1536, 1, true).kernel).toBe('tiled');
-    expect(chooseVariant({ cpuEmulated: true, fixedSubgroupSize: 32 }, 1152, 6144, 1536, 1, true).kernel).toBe('tiled');
+    expect(chooseVariant({ cpuEmulated: true, fixedSubgroupSize: 64 }, 1152, 6144, 1536, 1, true).kernel).toBe('tiled');
   });
 
   it('recognises lavapipe and SwiftShader from their adapter info, not hardware GPUs', () => {
@@ -418,7 +416,7 @@ describe('variant rule and input checks', () => {
       expect(chooseVariant(deviceTraits(plain), 1152, 6144, 1536, 1, true).kernel).toBe('tiled');
       const x = plain.upload(randomValues(2 * 8, 81), [2, 8]);
       expect(() => linear(plain, x, x, undefined, { variant: REGISTER })).toThrow(
-        'linear: the register kernel needs subgroups of one size dividing 16; this device has none of a fixed size',
+        'linear: the register kernel needs subgroups of one size dividing 32; this device has none of a fixed size',
       );
       x.dispose();
     } finally {
