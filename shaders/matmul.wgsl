@@ -1,4 +1,4 @@
-// Batched GEMM with a fused epilogue, accumulated in f32:
+// Batched GEMM with a fused epilogue (common/matmul_epilogue.wgsl), accumulated in f32:
 //   out[z, m, n] = act(alpha · Σ_k a[z, m, k] · B[z, k, n] + bias[n]) + residual[z, m, n]
 // `a` is [batch, M, K] (type T). B comes from `b` (type W) stored [batch, N, K] when B_NK is set
 // (PyTorch Linear weights, transposeB) and [batch, K, N] otherwise; a batch stride of 0 shares it.
@@ -12,6 +12,8 @@
 // moved an indexed accumulator array to local memory once the epilogue held an activation (8× slower).
 // VEC4 reads global memory 4 elements at a time along the contiguous axis (the caller guarantees
 // K % 4 == 0, and N % 4 == 0 when B is [K, N]); without it every element is read on its own.
+// GPUs a CPU emulates run matmul_register.wgsl instead: there workgroup memory costs as much as
+// any other load.
 
 #include "common/matmul_epilogue.wgsl"
 

@@ -3,13 +3,13 @@
 //
 // llvmpipe runs a subgroup of SG invocations as one SIMD register and turns every storage-buffer
 // load into SG bounds-checked scalar loads, about 13 instructions per loaded value (workgroup
-// memory is no cheaper), while an FMA is two. So what counts is FMAs per loaded value, and this
-// kernel has no workgroup memory at all: a workgroup is one subgroup and computes ROWS rows ×
-// 4·SG columns of `out`. Each invocation keeps ROWS × 4 accumulators (all rows, its 4 columns).
-// Per step of 4 along K it loads its columns' 4×4 block of B and ROWS / SG rows of A, then
-// subgroupBroadcast hands each A row to every lane: a loaded A value feeds 4·SG FMAs, a B value ROWS.
-// Broadcast lane ids must be constants, hence the named accumulators; ROWS is 32 (16 or 64 rows,
-// or 8 columns per lane, measured slower on lavapipe).
+// memory is no cheaper), while an FMA is two (a multiply and an add). So what counts is FMAs per
+// loaded value, and this kernel has no workgroup memory at all: a workgroup is one subgroup and
+// computes ROWS rows × 4·SG columns of `out`. Each invocation keeps ROWS × 4 accumulators (all
+// rows, its 4 columns). Per step of 4 along K it loads its columns' 4×4 block of B and ROWS / SG
+// rows of A, then subgroupBroadcast hands each A row to every lane: a loaded A value feeds 4·SG
+// FMAs, a B value ROWS. Broadcast lane ids must be constants, hence the named accumulators.
+// ROWS is 32: 16 or 64 rows, or 8 columns per lane, measured slower on lavapipe.
 // VEC4 reads 4 elements at a time along the contiguous axis (K % 4 == 0, and N % 4 == 0 when B is
 // [K, N]); without it, K is walked 4 at a time with the tail masked.
 
