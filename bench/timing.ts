@@ -12,22 +12,25 @@ export async function settle(rt: Runtime): Promise<void> {
 /**
  * The best of one timed run and `trials` batches of back-to-back runs, in ms per run; the first run
  * (compilation) is untimed. A batch repeats the op until about `batchMs` have passed (at least once,
- * at most 50 times).
+ * at most 50 times). On a software GPU a batch sleeps before it waits, as `timeForward` does.
  */
 export async function msPerRun(rt: Runtime, run: () => void, { trials = 3, batchMs = 200 } = {}): Promise<number> {
   run();
   await settle(rt);
-  let t0 = performance.now();
+  const t0 = performance.now();
   run();
   await settle(rt);
   const first = performance.now() - t0;
   const reps = Math.max(1, Math.min(50, Math.ceil(batchMs / first)));
+  const sleeper = await Sleeper.for(rt);
   let best = first;
-  for (let trial = 0; trial < trials; trial++) {
-    t0 = performance.now();
-    for (let i = 0; i < reps; i++) run();
-    await settle(rt);
-    best = Math.min(best, (performance.now() - t0) / reps);
+  for (let kept = 0, attempt = 0; kept < trials && attempt < trials + 8; attempt++) {
+    const batch = await sleeper.time(() => {
+      for (let i = 0; i < reps; i++) run();
+    }, best * reps);
+    if (batch.overslept) continue;
+    kept++;
+    best = Math.min(best, batch.ms / reps);
   }
   return best;
 }
@@ -52,6 +55,41 @@ async function idleWaitMs(rt: Runtime): Promise<number> {
   return worst;
 }
 
+/**
+ * Times recorded GPU work up to its completion. On a software GPU it first sleeps for 70% of the
+ * expected time, so the wait does not spin a core the GPU computes on; a run whose work was done
+ * on waking (its wait took no longer than one on an idle queue) overslept: the caller discards it
+ * and the next sleeps half as long. A hardware GPU's runs wait directly.
+ */
+class Sleeper {
+  private constructor(
+    private readonly rt: Runtime,
+    private readonly floorMs: number,
+    private factor: number,
+  ) {}
+
+  static async for(rt: Runtime): Promise<Sleeper> {
+    const sleeps = isCpuEmulated(rt.adapterInfo);
+    return new Sleeper(rt, sleeps ? 2 * (await idleWaitMs(rt)) + 1 : 0, sleeps ? 0.7 : 0);
+  }
+
+  async time(record: () => void | Promise<void>, expectedMs: number) {
+    const t0 = performance.now();
+    await record();
+    // Submit the last partial batch before sleeping, or it would wait for the wake-up.
+    this.rt.flush();
+    const recorded = performance.now();
+    const left = this.factor * expectedMs - (recorded - t0);
+    if (left > 0) await sleep(left);
+    const woke = performance.now();
+    await settle(this.rt);
+    const end = performance.now();
+    const overslept = left > 0 && end - woke <= this.floorMs;
+    if (overslept) this.factor /= 2;
+    return { ms: end - t0, recordMs: recorded - t0, overslept };
+  }
+}
+
 export interface ForwardTiming {
   /** The first run, pipeline compilation included. */
   firstMs: number;
@@ -61,40 +99,18 @@ export interface ForwardTiming {
   recordMs: number;
 }
 
-/**
- * Times `fn` (recording work on the GPU) plus the wait for it: once cold and then `runs` times
- * warm. On a software GPU a warm run first sleeps for 70% of the best time seen so far, so the
- * wait does not spin a core the GPU needs; a run whose work was already done on waking (its wait
- * took no longer than one on an idle queue) overslept: it is discarded and the next sleeps half
- * as long. A hardware GPU's runs wait directly.
- */
+/** Times `fn` (recording work on the GPU) plus the wait for it: once cold and then `runs` times warm, sleeping first as `Sleeper` says. */
 export async function timeForward(rt: Runtime, fn: () => Promise<void>, runs: number): Promise<ForwardTiming> {
-  const timed = async (sleepMs: number) => {
-    const t0 = performance.now();
-    await fn();
-    // Submit the last partial batch before sleeping, or it would wait for the wake-up.
-    rt.flush();
-    const recorded = performance.now();
-    const left = sleepMs - (recorded - t0);
-    if (left > 0) await sleep(left);
-    const woke = performance.now();
-    await settle(rt);
-    const end = performance.now();
-    return { ms: end - t0, recordMs: recorded - t0, waitMs: end - woke, slept: left > 0 };
-  };
-  const firstMs = (await timed(0)).ms;
-  // A CPU-emulated GPU computes on the cores a spinning wait would take from it.
-  const sleeps = isCpuEmulated(rt.adapterInfo);
-  const floor = sleeps ? 2 * (await idleWaitMs(rt)) + 1 : 0;
+  const t0 = performance.now();
+  await fn();
+  await settle(rt);
+  const firstMs = performance.now() - t0;
+  const sleeper = await Sleeper.for(rt);
   let guide = firstMs;
-  let factor = sleeps ? 0.7 : 0;
   const warm: { ms: number; recordMs: number }[] = [];
   for (let attempt = 0; warm.length < runs && attempt < runs + 8; attempt++) {
-    const run = await timed(guide * factor);
-    if (run.slept && run.waitMs <= floor) {
-      factor /= 2;
-      continue;
-    }
+    const run = await sleeper.time(fn, guide);
+    if (run.overslept) continue;
     warm.push(run);
     guide = Math.min(guide, run.ms);
   }

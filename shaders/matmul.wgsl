@@ -156,7 +156,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   let n0 = wid.x * TN;
   let m0 = wid.y * TM;
   let z = wid.z;
-  let a_base = z * params.a_batch_stride;
+  let a_base = z * params.a_batch_stride + params.a_offset;
   let b_base = z * params.b_batch_stride;
 
   var acc0 = vec4<f32>(0.0);
@@ -192,7 +192,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
   }
 
-  let out_base = z * params.out_batch_stride;
+  let out_base = z * params.out_batch_stride + params.out_offset;
   let row = m0 + RM * ty;
   let col = n0 + tx;
   store_row(out_base, row, col, acc0);

@@ -102,7 +102,7 @@ fn main(@builtin(subgroup_invocation_id) lane: u32, @builtin(workgroup_id) wid: 
   let n0 = (wid.x * SG + lane) * 4u;
   let m0 = wid.y * ROWS;
   let z = wid.z;
-  let a_base = z * params.a_batch_stride;
+  let a_base = z * params.a_batch_stride + params.a_offset;
   let b_base = z * params.b_batch_stride;
 
   var acc0 = vec4<f32>(0.0);
@@ -188,7 +188,7 @@ fn main(@builtin(subgroup_invocation_id) lane: u32, @builtin(workgroup_id) wid: 
     acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7, acc8, acc9, acc10, acc11, acc12, acc13, acc14, acc15,
     acc16, acc17, acc18, acc19, acc20, acc21, acc22, acc23, acc24, acc25, acc26, acc27, acc28, acc29, acc30, acc31,
   );
-  let out_base = z * params.out_batch_stride;
+  let out_base = z * params.out_batch_stride + params.out_offset;
   for (var r = 0u; r < ROWS; r++) {
     store_row(out_base, m0 + r, n0, accs[r]);
   }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../src/io/safetensors.js';
-import { attention, type AttentionOptions, type AttentionTiles } from '../src/ops/attention.js';
+import { attention, type AttentionKernel, type AttentionOptions, type AttentionTiles } from '../src/ops/attention.js';
 import { openFileSource } from '../src/platform/file.js';
 import { bucketSize } from '../src/runtime/buffer_pool.js';
 import type { DType } from '../src/runtime/dtype.js';
@@ -139,6 +139,8 @@ function seeded(n: number, seed: number, amplitude = 1): Float32Array {
   });
 }
 
+const KERNELS: AttentionKernel[] = ['flash', 'gemm'];
+
 // ---- GPU runner -----------------------------------------------------------------------------
 
 interface Inputs {
@@ -186,12 +188,40 @@ describe('attention at Stage B size: flash, no score matrix', () => {
       const tv = rt.upload(v, [batch, lk, channels]);
       rt.flush();
       const before = rt.pool.stats();
-      const out = attention(rt, tq, tk, tv, { heads });
+      const out = attention(rt, tq, tk, tv, { heads, kernel: 'flash' });
       const after = rt.pool.stats();
       expect(after.created - before.created).toBeLessThanOrEqual(1);
       expect(after.bytesAllocated - before.bytesAllocated).toBeLessThanOrEqual(bucketSize(out.byteSize));
       // One head's f32 scores alone would take lq·lk·4 = 17 MB; q, k, v and out take 6 MB.
       expect(after.peakBytesAllocated).toBeLessThan(lq * lk * 4);
+      return rt.read(out);
+    });
+    const sampled = Float32Array.from(rows.flatMap((i) => Array.from(got.subarray(i * channels, (i + 1) * channels))));
+    expectClose(sampled, hostAttention(q, k, v, { batch, lq, lk, heads }, {}, rows), F32, 'sampled rows');
+  });
+});
+
+describe('attention at Stage B size: gemm, scores in windows', () => {
+  it('1024 queries × 4173 keys × 2 heads of 64 in 4 MiB windows: sampled rows match f64, scores stay bounded', async () => {
+    const rt = await getRuntime();
+    const batch = 1, lq = 1024, lk = 4173, heads = 2, channels = 128;
+    const q = seeded(batch * lq * channels, 11, 4);
+    const k = seeded(batch * lk * channels, 12);
+    const v = seeded(batch * lk * channels, 13);
+    const rows = [0, 1, 121, 122, 123, 447, 510, 1000, 1023];
+    const windowBytes = 4 * 2 ** 20; // 122 queries of 2 heads × 4173 f32 scores: 9 windows
+    const got = await rt.scope(async () => {
+      const tq = rt.upload(q, [batch, lq, channels]);
+      const tk = rt.upload(k, [batch, lk, channels]);
+      const tv = rt.upload(v, [batch, lk, channels]);
+      rt.flush();
+      const before = rt.pool.stats();
+      const out = attention(rt, tq, tk, tv, { heads, kernel: 'gemm', scoreWindowBytes: windowBytes });
+      const after = rt.pool.stats();
+      // q, k, v with heads split, the heads' output and the result, one window of scores and one of
+      // probabilities, in the pool's size buckets (≤ 12.5% over above 1 MiB): 9 windows reuse them.
+      const tensors = 4 * channels * (2 * lq + 2 * lk + lq) + 2 * windowBytes;
+      expect(after.bytesAllocated - before.bytesAllocated).toBeLessThanOrEqual(1.25 * tensors);
       return rt.read(out);
     });
     const sampled = Float32Array.from(rows.flatMap((i) => Array.from(got.subarray(i * channels, (i + 1) * channels))));
@@ -208,12 +238,12 @@ describe('attention on diffusers Attention goldens (q, k, v after to_q/to_k/to_v
   ];
   for (const { name, heads } of cases) {
     for (const [dtype, tol] of [['f32', F32], ['f16', F16]] as const) {
-      it(`${name} (${dtype})`, async () => {
+      it.each(KERNELS)(`${name} (${dtype}, %s)`, async (kernel) => {
         const g = await golden(name);
         const [batch, lq, channels] = g.shape('out.q');
         const lk = g.shape('out.k')[1];
         const inputs = { q: g.f32('out.q'), k: g.f32('out.k'), v: g.f32('out.v'), batch, lq, lk, channels };
-        const merged = await runAttention(inputs, dtype, { heads });
+        const merged = await runAttention(inputs, dtype, { heads, kernel });
         const out = hostLinear(merged, g.f32('param.to_out.0.weight'), g.f32('param.to_out.0.bias'), channels);
         expectClose(out, g.f32('out'), tol, `${name} out`);
       });
@@ -228,18 +258,18 @@ describe('attention on Würstchen AttnBlock goldens (self tokens + text tokens a
   ];
   for (const { name, heads } of cases) {
     for (const [dtype, tol] of [['f32', F32], ['f16', F16]] as const) {
-      it(`${name}: q, k, v → attn_heads_merged (${dtype})`, async () => {
+      it.each(KERNELS)(`${name}: q, k, v → attn_heads_merged (${dtype}, %s)`, async (kernel) => {
         const g = await golden(name);
         const [batch, lq, channels] = g.shape('out.q');
         const lk = g.shape('out.k')[1];
         const inputs = { q: g.f32('out.q'), k: g.f32('out.k'), v: g.f32('out.v'), batch, lq, lk, channels };
-        const merged = await runAttention(inputs, dtype, { heads });
+        const merged = await runAttention(inputs, dtype, { heads, kernel });
         expectClose(merged, g.f32('out.attn_heads_merged'), tol, `${name} attn_heads_merged`);
       });
     }
   }
 
-  it('f16_attnblock_0: the whole block with f16 q/k/v and f16 attention, the rest on the host in f64', async () => {
+  it.each(KERNELS)('f16_attnblock_0: the whole block with f16 q/k/v and f16 attention (%s), the rest on the host in f64', async (kernel) => {
     const g = await golden('f16_attnblock_0');
     const [batch, channels, height, width] = g.shape('x');
     const [, lkv] = g.shape('kv');
@@ -260,7 +290,7 @@ describe('attention on Würstchen AttnBlock goldens (self tokens + text tokens a
       v: hostLinear(kv, p('to_v.weight'), p('to_v.bias'), channels),
       batch, lq, lk: lq + lkv, channels,
     };
-    const merged = await runAttention(inputs, 'f16', { heads: 4 });
+    const merged = await runAttention(inputs, 'f16', { heads: 4, kernel });
     const attended = hostLinear(merged, p('to_out.0.weight'), p('to_out.0.bias'), channels);
     const tokens = x.map((value, i) => value + attended[i]);
     expectClose(nhwcToNchw(tokens, [batch, height, width, channels]), g.f32('out'), F16, 'f16_attnblock_0 out');
@@ -274,7 +304,7 @@ describe('attention with CLIP causal + padding masks (projections on the host)',
   ];
   for (const { name, heads } of cases) {
     for (const [dtype, tol] of [['f32', F32], ['f16', F16]] as const) {
-      it(`${name} (${dtype}, mask stored as ${dtype})`, async () => {
+      it.each(KERNELS)(`${name} (${dtype}, mask stored as ${dtype}, %s)`, async (kernel) => {
         const g = await golden(name);
         const [batch, lq, channels] = g.shape('hidden_states');
         const x = g.f32('hidden_states');
@@ -282,7 +312,7 @@ describe('attention with CLIP causal + padding masks (projections on the host)',
           hostLinear(x, g.f32(`param.${which}_proj.weight`), g.f32(`param.${which}_proj.bias`), channels);
         const keep = g.ints('attention_mask_2d');
         const inputs = { q: proj('q'), k: proj('k'), v: proj('v'), batch, lq, lk: lq, channels, keep };
-        const merged = await runAttention(inputs, dtype, { heads, causal: true }, dtype);
+        const merged = await runAttention(inputs, dtype, { heads, causal: true, kernel }, dtype);
         const out = hostLinear(merged, g.f32('param.out_proj.weight'), g.f32('param.out_proj.bias'), channels);
         expectClose(out, g.f32('out'), tol, `${name} out`);
       });
@@ -323,15 +353,25 @@ describe('attention variants against the f64 host reference (torch mask arithmet
     });
   });
 
-  it('a row whose keys are all padding gets uniform weights, as torch does with finfo.min', async () => {
+  // The gemm kernel in windows of 8 queries (3 heads × 29 keys × 4 bytes per query of a batch
+  // entry): the causal mask must follow each window's first query.
+  maskings.forEach(({ label, masks }) => {
+    it(`${label}, gemm in windows of 8 queries`, async () => {
+      const options = { heads, causal: masks.causal, kernel: 'gemm' as const, scoreWindowBytes: 8 * batch * heads * lk * 4 };
+      const got = await runAttention({ ...base, keep: masks.keep }, 'f32', options);
+      expectClose(got, hostAttention(base.q, base.k, base.v, dims, masks), F32, label);
+    });
+  });
+
+  it.each(KERNELS)('a row whose keys are all padding gets uniform weights, as torch does with finfo.min (%s)', async (kernel) => {
     const allPadded = Array.from({ length: batch * lk }, (_, i) => Number(i < lk));
-    const got = await runAttention({ ...base, keep: allPadded }, 'f32', { heads });
+    const got = await runAttention({ ...base, keep: allPadded }, 'f32', { heads, kernel });
     const want = hostAttention(base.q, base.k, base.v, dims, { keep: allPadded });
     expectClose(got, want, F32, 'fully padded batch');
   });
 
-  it('takes an explicit scale', async () => {
-    const got = await runAttention(base, 'f32', { heads, scale: 0.5 });
+  it.each(KERNELS)('takes an explicit scale (%s)', async (kernel) => {
+    const got = await runAttention(base, 'f32', { heads, scale: 0.5, kernel });
     // scale 0.5 on head dim 16 equals the default scale on q doubled.
     const want = hostAttention(base.q.map((x) => 2 * x), base.k, base.v, dims);
     expectClose(got, want, F32, 'scale 0.5');
@@ -380,6 +420,18 @@ describe('attention input checks', () => {
     const x = rt.upload(new Float32Array(1 * 2 * 16), [1, 2, 16]);
     expect(() => attention(rt, x, x, x, { heads: 1, tiles: { queries: 32, keys: 6 } })).toThrow(
       'attention: tiles need a positive query count and a key count that is a multiple of 4; got 32 × 6',
+    );
+    x.dispose();
+  });
+
+  it('rejects tiles with the gemm kernel and a score window with the flash kernel', async () => {
+    const rt = await getRuntime();
+    const x = rt.upload(new Float32Array(1 * 2 * 16), [1, 2, 16]);
+    expect(() => attention(rt, x, x, x, { heads: 1, kernel: 'gemm', tiles: { queries: 32, keys: 16 } })).toThrow(
+      "attention: tiles apply to the 'flash' kernel only",
+    );
+    expect(() => attention(rt, x, x, x, { heads: 1, kernel: 'flash', scoreWindowBytes: 1024 })).toThrow(
+      "attention: scoreWindowBytes applies to the 'gemm' kernel only",
     );
     x.dispose();
   });

@@ -349,6 +349,54 @@ describe('batched matmul against an f64 host reference (atol 1e-5, rtol 1e-4)', 
   }
 });
 
+describe('matmul over row windows (attention query chunks) against an f64 host reference (atol 1e-5, rtol 1e-4)', () => {
+  // a [3, 21, 12]: rows 8 .. 8 + 9 of each matrix; the product lands in rows 4 .. 4 + 9 of out [3, 16, 20].
+  const batch = 3, rows = 21, k = 12, n = 20, start = 8, count = 9, outRows = 16, outStart = 4;
+  for (const variant of [{ tile: 'small' as const }, REGISTER, { kernel: 'register' as const, vec4: false }]) {
+    it(`aRows and into (${variantName(variant)})`, async () => {
+      const rt = await getRuntime();
+      const as = randomValues(batch * rows * k, 61);
+      const bs = randomValues(batch * k * n, 62);
+      const a = rt.upload(as, [batch, rows, k]);
+      const b = rt.upload(bs, [batch, k, n]);
+      const window = matmul(rt, a, b, { aRows: { start, count }, variant });
+      expect(window.shape).toEqual([batch, count, n]);
+      const out = rt.upload(new Float32Array(batch * outRows * n).fill(7), [batch, outRows, n]);
+      expect(matmul(rt, a, b, { aRows: { start, count }, into: { out, rowStart: outStart }, variant })).toBe(out);
+      const picked = new Float32Array(batch * count * k);
+      for (let z = 0; z < batch; z++) picked.set(as.subarray((z * rows + start) * k, (z * rows + start + count) * k), z * count * k);
+      const expected = hostGemm({ a: picked, b: bs, batch, m: count, n, k, bNK: false });
+      expectClose(await rt.read(window), expected, HOST, 'aRows');
+      const written = await rt.read(out);
+      for (let z = 0; z < batch; z++) {
+        for (let r = 0; r < outRows; r++) {
+          const got = written.subarray((z * outRows + r) * n, (z * outRows + r + 1) * n);
+          if (r < outStart || r >= outStart + count) expect(Array.from(got)).toEqual(Array(n).fill(7));
+          else expectClose(got, expected.subarray((z * count + r - outStart) * n, (z * count + r - outStart + 1) * n), HOST, `row ${r}`);
+        }
+      }
+      for (const t of [a, b, window, out]) t.dispose();
+    });
+  }
+
+  it('rejects windows outside the matrices, unaligned starts and an `into` of the wrong shape', async () => {
+    const rt = await getRuntime();
+    const a = rt.upload(randomValues(2 * 5 * 6, 63), [2, 5, 6]);
+    const b = rt.upload(randomValues(2 * 6 * 4, 64), [2, 6, 4]);
+    const out = rt.empty([2, 8, 3], 'f32');
+    expect(() => matmul(rt, a, b, { aRows: { start: 2, count: 4 } })).toThrow(
+      'matmul: aRows rows 2 .. 6 do not fit 5 rows of 6 (or do not start on a multiple of 4 elements)',
+    );
+    expect(() => matmul(rt, a, b, { aRows: { start: 1, count: 2 } })).toThrow(
+      'matmul: aRows rows 1 .. 3 do not fit 5 rows of 6 (or do not start on a multiple of 4 elements)',
+    );
+    expect(() => matmul(rt, a, b, { into: { out, rowStart: 0 } })).toThrow(
+      'matmul: into.out [2, 8, 3] f32 cannot hold rows of [2, 5, 4] f32',
+    );
+    for (const t of [a, b, out]) t.dispose();
+  });
+});
+
 describe('custom tile configurations (tuning path) against an f64 host reference (atol 1e-5, rtol 1e-4)', () => {
   // A tall, narrow thread block with a short K step, not one of the named tiles.
   const tile: TileConfig = { WG_M: 4, WG_N: 16, RM: 8, TK: 8 };

@@ -72,15 +72,24 @@ describe('runtime on the WebGPU adapter', () => {
     expect(rt.pool.stats().created - created).toBeLessThanOrEqual(1);
   });
 
-  it('does not hand out a released buffer before the commands using it were submitted', async () => {
+  it('hands a released buffer to the next GPU write at once, and submits before a host write to it', async () => {
     const rt = await getRuntime();
     rt.flush();
-    const a = rt.empty([1000], 'f32');
-    const buffer = a.buffer;
-    a.dispose();
-    const b = rt.empty([1000], 'f32');
-    expect(b.buffer).not.toBe(buffer);
-    b.dispose();
+    rt.pool.trim(); // no submitted free buffers to hand out first
+    const x = rt.upload([1, 2, 3, 4], [4]);
+    const doubled = add(rt, x, x); // recorded, not submitted
+    const buffer = x.buffer;
+    x.dispose();
+    const y = rt.empty([4], 'f32');
+    expect(y.buffer).toBe(buffer);
+    const submits = rt.recorder.submits;
+    y.dispose();
+    // The upload reuses the buffer again; writing it before `add` ran would change `doubled`.
+    const z = rt.upload([100, 100, 100, 100], [4]);
+    expect(z.buffer).toBe(buffer);
+    expect(rt.recorder.submits).toBe(submits + 1);
+    expect(Array.from(await rt.read(doubled))).toEqual([2, 4, 6, 8]);
+    for (const t of [doubled, z]) t.dispose();
   });
 
   it('scope frees temporaries and keeps what is returned (views keep their base)', async () => {

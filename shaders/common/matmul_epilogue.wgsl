@@ -21,6 +21,9 @@ struct Params {
   b_batch_stride: u32,
   out_batch_stride: u32,
   alpha: f32,
+  // Elements before the first matrix of `a` and of `out` (a window of rows of a bigger batch).
+  a_offset: u32,
+  out_offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

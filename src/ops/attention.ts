@@ -1,6 +1,11 @@
 import type { Runtime } from '../runtime/device.js';
+import { bytesPerElement } from '../runtime/dtype.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { Params } from '../runtime/uniform_arena.js';
+import { deviceTraits } from './device_traits.js';
+import { matmul } from './matmul.js';
+import { permute } from './shuffle.js';
+import { softmax } from './softmax.js';
 
 /** Workgroup tiling: queries per workgroup (one per invocation), keys staged per step (a multiple of 4). */
 export interface AttentionTiles {
@@ -21,8 +26,34 @@ export interface AttentionOptions {
    * hit by both gets uniform weights over them where torch gives NaN.
    */
   keyPaddingMask?: Tensor;
-  /** Tile sizes, normally chosen from the shape; tests and benchmarks set them to force a variant. */
+  /** Forces a kernel (tests, benchmarks); by default 'gemm' on CPU-emulated GPUs, else 'flash'. */
+  kernel?: AttentionKernel;
+  /** Flash kernel tiles (implies 'flash'), normally chosen from the shape; tests and benchmarks force them. */
   tiles?: AttentionTiles;
+  /** Bounds the 'gemm' kernel's scores (and as much again for probabilities); default 64 MiB. */
+  scoreWindowBytes?: number;
+}
+
+/**
+ * 'flash': shaders/attention.wgsl, one pass with an online softmax, scores never stored.
+ * 'gemm': per-head scores by the GEMM kernels, a masked softmax, then probabilities × values, in
+ * windows of queries whose scores fit `scoreWindowBytes`. On lavapipe the flash kernel's
+ * workgroup-memory reads make it a load per FMA (2.1–2.7 GFLOP/s on Stage C's attention), while
+ * the register GEMM shares every loaded value across 32 rows.
+ */
+export type AttentionKernel = 'flash' | 'gemm';
+
+export const SCORE_WINDOW_BYTES = 64 * 2 ** 20;
+
+/**
+ * The score tensor [B·H, window, Lk] the 'gemm' kernel allocates per window of queries (its
+ * probabilities take another of the same shape); activation estimates use it too.
+ */
+export function scoreWindowShape(
+  batch: number, heads: number, lq: number, lk: number, bytesPerScore: number, windowBytes = SCORE_WINDOW_BYTES,
+): [number, number, number] {
+  const window = Math.max(1, Math.min(lq, Math.floor(windowBytes / (batch * heads * lk * bytesPerScore))));
+  return [batch * heads, window, lk];
 }
 
 // Measured on an H100 (Dawn, Vulkan) at Stage B's 2 × 10 heads × 4096 queries × 4173 keys: 64×16
@@ -94,9 +125,17 @@ export function attention(rt: Runtime, q: Tensor, k: Tensor, v: Tensor, options:
   if (mask && (mask.shape.length !== 2 || mask.shape[0] !== batch || mask.shape[1] !== lk)) {
     throw new Error(`attention: keyPaddingMask must be [${batch}, ${lk}]; got ${shape(mask)}`);
   }
+  const scale = options.scale ?? 1 / Math.sqrt(headDim);
+  const kernel = options.kernel ?? (options.tiles || !deviceTraits(rt).cpuEmulated ? 'flash' : 'gemm');
+  if (kernel === 'gemm') {
+    if (options.tiles) throw new Error(`attention: tiles apply to the 'flash' kernel only`);
+    const windowBytes = Math.min(options.scoreWindowBytes ?? SCORE_WINDOW_BYTES, rt.limits.maxStorageBufferBindingSize);
+    return attentionByGemm(rt, q, k, v, { heads, scale, causal, mask, windowBytes });
+  }
+  if (options.scoreWindowBytes !== undefined) throw new Error(`attention: scoreWindowBytes applies to the 'gemm' kernel only`);
+
   const tiles = options.tiles ?? chooseTiles(rt, lq, headDim);
   checkTiles(rt, tiles, headDim);
-  const scale = options.scale ?? 1 / Math.sqrt(headDim);
   const qTiles = Math.ceil(lq / tiles.queries);
   const groups = batch * heads * qTiles;
 
@@ -118,4 +157,40 @@ export function attention(rt: Runtime, q: Tensor, k: Tensor, v: Tensor, options:
     work: batch * heads * lq * lk,
   });
   return result;
+}
+
+interface GemmAttention {
+  heads: number;
+  scale: number;
+  causal: boolean;
+  mask: Tensor | undefined;
+  windowBytes: number;
+}
+
+/** The 'gemm' kernel: heads split out as [B·H, L, D] so each product is one batched GEMM. */
+function attentionByGemm(rt: Runtime, q: Tensor, k: Tensor, v: Tensor, { heads, scale, causal, mask, windowBytes }: GemmAttention): Tensor {
+  const [batch, lq, channels] = q.shape;
+  const lk = k.shape[1];
+  const headDim = channels / heads;
+  const splitHeads = (t: Tensor, tokens: number) =>
+    permute(rt, t.reshape([batch, tokens, heads, headDim]), [0, 2, 1, 3]).reshape([batch * heads, tokens, headDim]);
+  const qh = splitHeads(q, lq);
+  const kh = splitHeads(k, lk);
+  const vh = splitHeads(v, lk);
+  const oh = rt.empty([batch * heads, lq, headDim], q.dtype, 'attention.heads');
+  const [, window] = scoreWindowShape(batch, heads, lq, lk, bytesPerElement(q.dtype), windowBytes);
+  for (let start = 0; start < lq; start += window) {
+    const count = Math.min(window, lq - start);
+    const scores = matmul(rt, qh, kh, { transposeB: true, alpha: scale, aRows: { start, count } });
+    const probs = softmax(rt, scores, {
+      masks: causal || mask ? { heads, queriesPerMatrix: count, firstQuery: start, causal, keyPaddingMask: mask } : undefined,
+    });
+    scores.dispose();
+    matmul(rt, probs, vh, { into: { out: oh, rowStart: start } });
+    probs.dispose();
+  }
+  for (const t of [qh, kh, vh]) t.dispose();
+  const out = permute(rt, oh.reshape([batch, heads, lq, headDim]), [0, 2, 1, 3]).reshape([batch, lq, channels]);
+  oh.dispose();
+  return out;
 }

@@ -88,7 +88,19 @@ export interface MatmulOptions {
   transposeB?: boolean;
   /** Scales the product (e.g. 1/√d for attention scores). */
   alpha?: number;
+  /** Multiplies only rows start .. start + count of every matrix of `a` (M = count). */
+  aRows?: RowWindow;
+  /**
+   * Writes the product into rows rowStart .. rowStart + M of every matrix of `out` [B..., ≥ M, N]
+   * instead of a new tensor; `out` must not overlap `a` or `b`.
+   */
+  into?: { out: Tensor; rowStart: number };
   variant?: MatmulVariant;
+}
+
+export interface RowWindow {
+  start: number;
+  count: number;
 }
 
 interface Gemm {
@@ -104,8 +116,13 @@ interface Gemm {
   batch: number;
   /** b is stored [N, K] per batch entry. */
   bNK: boolean;
+  /** Elements between batch entries of `a` and `out`, and before the first one. */
+  aBatchStride: number;
+  aOffset: number;
   /** Elements between batch entries of `b`; 0 shares one matrix. */
   bBatchStride: number;
+  outBatchStride: number;
+  outOffset: number;
   alpha: number;
   act: Activation | 'none';
   variant?: MatmulVariant;
@@ -145,7 +162,11 @@ export function linear(rt: Runtime, x: Tensor, weight: Tensor, bias?: Tensor, op
     k,
     batch: 1,
     bNK: true,
+    aBatchStride: 0,
+    aOffset: 0,
     bBatchStride: 0,
+    outBatchStride: 0,
+    outOffset: 0,
     alpha: 1,
     act: opts.act ?? 'none',
     variant: opts.variant,
@@ -153,20 +174,40 @@ export function linear(rt: Runtime, x: Tensor, weight: Tensor, bias?: Tensor, op
   return out;
 }
 
-/** Batched `a @ b` (or `a @ bᵀ` with transposeB): a [B..., M, K], b [B..., K, N] → [B..., M, N]. */
+/**
+ * Batched `a @ b` (or `a @ bᵀ` with transposeB): a [B..., M, K], b [B..., K, N] → [B..., M, N];
+ * `aRows` and `into` read and write windows of rows (attention's query chunks).
+ */
 export function matmul(rt: Runtime, a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const rank = a.shape.length;
   if (rank < 2 || b.shape.length !== rank || a.shape.slice(0, -2).some((d, i) => d !== b.shape[i])) {
     throw new Error(`matmul: a ${shapeText(a)} and b ${shapeText(b)} need the same batch dims and rank >= 2`);
   }
-  const [m, k] = a.shape.slice(-2);
+  const [aM, k] = a.shape.slice(-2);
   const transposeB = opts.transposeB ?? false;
   const [bk, n] = transposeB ? [b.shape[rank - 1], b.shape[rank - 2]] : b.shape.slice(-2);
   if (bk !== k) {
     throw new Error(`matmul: inner dims differ: a ${shapeText(a)}, b ${shapeText(b)}${transposeB ? ' (transposeB)' : ''}`);
   }
+  const { start, count: m } = opts.aRows ?? { start: 0, count: aM };
+  checkWindow('aRows', start, m, aM, k);
   const batchShape = a.shape.slice(0, -2);
-  const out = rt.empty([...batchShape, m, n], a.dtype, 'matmul');
+  const outShape = [...batchShape, m, n];
+  let out: Tensor;
+  let outRows = m;
+  let outStart = 0;
+  if (opts.into) {
+    out = opts.into.out;
+    outStart = opts.into.rowStart;
+    outRows = out.shape[rank - 2];
+    const fits = out.shape.length === rank && batchShape.every((d, i) => d === out.shape[i]) && out.shape[rank - 1] === n;
+    if (!fits || out.dtype !== a.dtype) {
+      throw new Error(`matmul: into.out ${shapeText(out)} ${out.dtype} cannot hold rows of [${outShape.join(', ')}] ${a.dtype}`);
+    }
+    checkWindow('into', outStart, m, outRows, n);
+  } else {
+    out = rt.empty(outShape, a.dtype, 'matmul');
+  }
   gemm(rt, {
     label: 'matmul',
     a,
@@ -177,12 +218,27 @@ export function matmul(rt: Runtime, a: Tensor, b: Tensor, opts: MatmulOptions = 
     k,
     batch: batchShape.reduce((p, d) => p * d, 1),
     bNK: transposeB,
+    aBatchStride: aM * k,
+    aOffset: start * k,
     bBatchStride: k * n,
+    outBatchStride: outRows * n,
+    outOffset: outStart * n,
     alpha: opts.alpha ?? 1,
     act: 'none',
     variant: opts.variant,
   });
   return out;
+}
+
+/** Row windows start on a vec4 boundary so both kernels' vec4 loads and stores stay aligned. */
+function checkWindow(what: string, start: number, count: number, rows: number, rowLength: number): void {
+  const aligned = (start * rowLength) % 4 === 0;
+  if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 1 || start + count > rows || !aligned) {
+    throw new Error(
+      `matmul: ${what} rows ${start} .. ${start + count} do not fit ${rows} rows of ${rowLength} ` +
+        `(or do not start on a multiple of 4 elements)`,
+    );
+  }
 }
 
 /** The register kernel runs where a CPU emulates the GPU and subgroups have one size that tiles its rows. */
@@ -257,8 +313,9 @@ function gemm(rt: Runtime, g: Gemm): void {
     },
     label: g.label,
     params: new Params()
-      .u32(g.m, g.n, g.k, g.m * g.k, g.bBatchStride, g.m * g.n)
+      .u32(g.m, g.n, g.k, g.aBatchStride, g.bBatchStride, g.outBatchStride)
       .f32(g.alpha)
+      .u32(g.aOffset, g.outOffset)
       .data(),
     inputs,
     outputs: [g.out],

@@ -1,6 +1,6 @@
 /**
  * Data-movement ops on 4-D feature maps: pixel shuffle/unshuffle (torch's channel order, in NHWC or
- * NCHW) and the NCHW ↔ NHWC permutes. Each is one strided gather (shaders/shuffle.wgsl).
+ * NCHW), the NCHW ↔ NHWC permutes and general permutes. Each is one strided gather (shaders/shuffle.wgsl).
  */
 import type { Runtime } from '../runtime/device.js';
 import type { Tensor } from '../runtime/tensor.js';
@@ -84,4 +84,15 @@ export function nchwToNhwc(rt: Runtime, x: Tensor): Tensor {
 export function nhwcToNchw(rt: Runtime, x: Tensor): Tensor {
   const [b, h, w, c] = dims4(x, 'nhwcToNchw');
   return gather(rt, x, [b, c, h, w], [b, c, h, w], [h * w * c, 1, w * c, c], 'nhwc_to_nchw');
+}
+
+/** torch's `x.permute(order).contiguous()` for up to 6 dimensions. */
+export function permute(rt: Runtime, x: Tensor, order: readonly number[]): Tensor {
+  const rank = x.shape.length;
+  if (rank > GATHER_DIMS || order.length !== rank || [...order].sort((p, q) => p - q).some((d, i) => d !== i)) {
+    throw new Error(`permute: order [${order.join(', ')}] is not a permutation of the ${rank} dims of [${x.shape.join(', ')}]`);
+  }
+  const strides = x.shape.map((_, d) => x.shape.slice(d + 1).reduce((p, n) => p * n, 1));
+  const dims = order.map((d) => x.shape[d]);
+  return gather(rt, x, dims, dims, order.map((d) => strides[d]), 'permute');
 }

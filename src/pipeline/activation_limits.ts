@@ -12,6 +12,7 @@ import type { CLIPTextConfig } from '../models/clip/configuration_clip.js';
 import type { WuerstchenDiffNeXtConfig } from '../models/stage_b/modeling_wuerstchen_diffnext.js';
 import type { WuerstchenPriorConfig } from '../models/stage_c/modeling_wuerstchen_prior.js';
 import { channelLevels, type PaellaVQConfig } from '../models/vqgan/configuration_paella_vq_model.js';
+import { scoreWindowShape } from '../ops/attention.js';
 import { bucketSize } from '../runtime/buffer_pool.js';
 import type { Runtime } from '../runtime/device.js';
 import { bytesPerElement, type DType } from '../runtime/dtype.js';
@@ -35,9 +36,21 @@ export interface TextShape {
   tokens: number;
 }
 
+/**
+ * An attention's score window where the 'gemm' attention kernel runs (CPU-emulated GPUs; the flash
+ * kernel allocates none). The requested dtype's size: stored as f32 it is the same window's shape
+ * at twice the bytes, still within SCORE_WINDOW_BYTES (64 MiB, below WebGPU's minimum binding limit).
+ */
+function attentionScores(where: string, batch: number, heads: number, lq: number, lk: number, dtype: DType): ActivationNeed {
+  return { where: `${where} attention scores`, shape: scoreWindowShape(batch, heads, lq, lk, bytesPerElement(dtype)), dtype };
+}
+
 /** The CLIP text tower: its MLP's hidden layer is the widest tensor. */
 export function textEncoderActivations(config: CLIPTextConfig, text: TextShape, dtype: DType): ActivationNeed[] {
-  return [{ where: 'text encoder MLP', shape: [text.prompts, text.tokens, config.intermediateSize], dtype }];
+  return [
+    { where: 'text encoder MLP', shape: [text.prompts, text.tokens, config.intermediateSize], dtype },
+    attentionScores('text encoder', text.prompts, config.numAttentionHeads, text.tokens, text.tokens, dtype),
+  ];
 }
 
 /**
@@ -48,6 +61,7 @@ export function priorActivations(config: WuerstchenPriorConfig, batch: number, h
   return [
     { where: 'prior ResBlock', shape: [batch, h, w, 4 * config.c], dtype },
     { where: 'prior AttnBlock', shape: [batch, h * w + tokens, config.c], dtype },
+    attentionScores('prior AttnBlock', batch, config.nhead, h * w, h * w + tokens, dtype),
   ];
 }
 
@@ -74,7 +88,10 @@ export function decoderActivations(
       needs.push({ where: `${where} ResBlock`, shape: [batch, h, w, Math.max(4 * c, c + skip)], dtype });
     }
     if (inject_effnet[i]) needs.push({ where: `${where} effnet mapper`, shape: [batch, h, w, c_cond], dtype });
-    if (level_config[i].includes('A')) needs.push({ where: `${where} AttnBlock`, shape: [batch, h * w + tokens, c], dtype });
+    if (level_config[i].includes('A')) {
+      needs.push({ where: `${where} AttnBlock`, shape: [batch, h * w + tokens, c], dtype });
+      needs.push(attentionScores(`${where} AttnBlock`, batch, config.nhead[i], h * w, h * w + tokens, dtype));
+    }
   });
   needs.push({ where: 'decoder head', shape: [batch, lh, lw, 2 * config.c_out], dtype });
   return needs;

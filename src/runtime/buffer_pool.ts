@@ -1,7 +1,10 @@
 /**
- * Size-bucketed pool of storage buffers. A released buffer is parked until the commands that
- * used it have been submitted (`onSubmitted`), then it may be handed out again; WebGPU's queue
- * ordering makes reuse after submission safe without any CPU wait.
+ * Size-bucketed pool of storage buffers. A released buffer may be handed out again at once: the
+ * GPU runs the dispatches of a recording in order, so the next tensor's writes land after the
+ * reads recorded before them. Host writes are the exception: `queue.writeBuffer` takes effect at
+ * the next submit, before the commands still being recorded, so a buffer reused since the last
+ * submit needs that submit first (`reusedSinceSubmit`); WebGPU's queue ordering covers the rest
+ * without any CPU wait.
  */
 
 const MIN_BUCKET = 256;
@@ -22,6 +25,7 @@ export interface PoolStats {
   reused: number;
   live: number;
   free: number;
+  /** Released since the last submit (reusable by GPU writes, not yet by host writes). */
   pending: number;
   bytesAllocated: number;
   peakBytesAllocated: number;
@@ -29,7 +33,9 @@ export interface PoolStats {
 
 export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
-  private pending: GPUBuffer[] = [];
+  /** Released since the last submit: reusable by GPU writes right away, by host writes after a submit. */
+  private readonly recycled = new Map<number, GPUBuffer[]>();
+  private readonly handedOutUnsubmitted = new Set<GPUBuffer>();
   private readonly sizes = new WeakMap<GPUBuffer, number>();
   private stats_ = { created: 0, reused: 0, live: 0, bytesAllocated: 0, peakBytesAllocated: 0 };
 
@@ -45,10 +51,11 @@ export class BufferPool {
     if (size > this.maxBufferSize) {
       throw new RangeError(`${label}: buffer of ${byteSize} bytes exceeds the device's maxBufferSize (${this.maxBufferSize})`);
     }
-    const list = this.free.get(size);
-    const reused = list?.pop();
     this.stats_.live++;
+    const submitted = this.free.get(size)?.pop();
+    const reused = submitted ?? this.recycled.get(size)?.pop();
     if (reused) {
+      if (!submitted) this.handedOutUnsubmitted.add(reused);
       this.stats_.reused++;
       return reused;
     }
@@ -64,18 +71,26 @@ export class BufferPool {
 
   release(buffer: GPUBuffer): void {
     this.stats_.live--;
-    this.pending.push(buffer);
+    const size = this.sizes.get(buffer)!;
+    let list = this.recycled.get(size);
+    if (!list) this.recycled.set(size, (list = []));
+    list.push(buffer);
   }
 
-  /** Called after a queue submit: buffers released before it become reusable. */
+  /** Whether commands recorded but not yet submitted may still read this buffer's earlier contents. */
+  reusedSinceSubmit(buffer: GPUBuffer): boolean {
+    return this.handedOutUnsubmitted.has(buffer);
+  }
+
+  /** Called after a queue submit: every released buffer is now safe for host writes too. */
   onSubmitted(): void {
-    for (const buffer of this.pending) {
-      const size = this.sizes.get(buffer)!;
+    for (const [size, buffers] of this.recycled) {
       let list = this.free.get(size);
       if (!list) this.free.set(size, (list = []));
-      list.push(buffer);
+      list.push(...buffers);
     }
-    this.pending = [];
+    this.recycled.clear();
+    this.handedOutUnsubmitted.clear();
   }
 
   /** Destroys every free buffer (after a stage is unloaded, say). */
@@ -90,8 +105,7 @@ export class BufferPool {
   }
 
   stats(): PoolStats {
-    let free = 0;
-    for (const list of this.free.values()) free += list.length;
-    return { ...this.stats_, free, pending: this.pending.length };
+    const count = (lists: Map<number, GPUBuffer[]>) => [...lists.values()].reduce((n, list) => n + list.length, 0);
+    return { ...this.stats_, free: count(this.free), pending: count(this.recycled) };
   }
 }

@@ -166,6 +166,8 @@ export class Runtime implements TensorOwner {
       data = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
       data.set(bytes);
     }
+    // The write must not overtake recorded commands that still read the buffer's previous tensor.
+    if (this.pool.reusedSinceSubmit(t.buffer)) this.recorder.flush();
     // Host arrays here never live in a SharedArrayBuffer.
     this.device.queue.writeBuffer(t.buffer, t.byteOffset + byteOffset, data as Uint8Array<ArrayBuffer>);
   }
