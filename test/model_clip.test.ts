@@ -16,6 +16,15 @@ import { openFileSource } from '../src/platform/file.js';
 import type { Runtime } from '../src/runtime/device.js';
 import type { DType } from '../src/runtime/dtype.js';
 import { expectClose, type Tolerance } from './helpers/compare.js';
+import {
+  expectAllMatchGolden,
+  expectNmseCosine,
+  readGoldenIo,
+  readHostTensors,
+  runForward,
+  type GoldenIo,
+  type NmseCosineBounds,
+} from './helpers/golden_io.js';
 import { roundToF16 } from './helpers/golden_ops.js';
 import { getRuntime } from './helpers/gpu.js';
 
@@ -30,35 +39,11 @@ const IO: Tolerance = { atol: 1e-5, rtol: 1e-4 };
 const ATTENTIONS: Tolerance = { atol: 1e-6, rtol: 1e-4 };
 // STYLE.md, full model forward with f16 storage and f32 arithmetic (measured on the tiny towers:
 // NMSE ≤ 1.1e-6 for every output and module output, f32 max error ≤ 0.5 % of the io bound).
-const F16_MAX_NMSE = 1e-3;
-const F16_MIN_COSINE = 0.999;
+const F16: NmseCosineBounds = { maxNmse: 1e-3, minCosine: 0.999 };
 
 const ENCODERS = ['text_encoder_prior', 'text_encoder_decoder'] as const;
 
-interface Golden {
-  inputs: Map<string, NamedTensor>;
-  /** Every float tensor other than the inputs: out.* and act.*. */
-  expected: Map<string, { shape: number[]; data: Float32Array }>;
-}
-
-async function readGolden(name: string): Promise<Golden> {
-  const file = await SafetensorsFile.open(await openFileSource(fixture(`io/${name}.safetensors`)));
-  try {
-    const inputs = new Map<string, NamedTensor>();
-    const expected = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [key, info] of file.tensors) {
-      if (key.startsWith('in.')) {
-        const data = Float32Array.from(await file.readI64AsNumbers(key));
-        inputs.set(key, { shape: [...info.shape], data, dtype: 'I64' });
-      } else {
-        expected.set(key, { shape: [...info.shape], data: await file.readF32(key) });
-      }
-    }
-    return { inputs, expected };
-  } finally {
-    await file.close();
-  }
-}
+const readGolden = (name: string) => readGoldenIo(fixture(`io/${name}.safetensors`));
 
 const toleranceOf = (name: string) => (name.startsWith('out.attentions.') ? ATTENTIONS : IO);
 
@@ -67,30 +52,9 @@ function rows(t: NamedTensor): number[][] {
   return Array.from({ length: batch }, (_, b) => Array.from(t.data.subarray(b * length, (b + 1) * length)));
 }
 
-function nmseAndCosine(actual: ArrayLike<number>, expected: ArrayLike<number>): { nmse: number; cosine: number } {
-  let err = 0, ref = 0, dot = 0, aa = 0;
-  for (let i = 0; i < expected.length; i++) {
-    err += (actual[i] - expected[i]) ** 2;
-    ref += expected[i] ** 2;
-    dot += actual[i] * expected[i];
-    aa += actual[i] ** 2;
-  }
-  return { nmse: err / ref, cosine: dot / Math.sqrt(aa * ref) };
-}
-
-function expectF16Close(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
-  expect(actual.length, `${what}: length`).toBe(expected.length);
-  const { nmse, cosine } = nmseAndCosine(actual, expected);
-  expect(nmse, `${what}: NMSE`).toBeLessThanOrEqual(F16_MAX_NMSE);
-  expect(cosine, `${what}: cosine`).toBeGreaterThanOrEqual(F16_MIN_COSINE);
-}
-
 /** Runs the `text_encoder` component (the CLI's code path) with or without a capture. */
-async function runComponent(rt: Runtime, name: string, golden: Golden, dtype: DType, capture: boolean) {
-  const ctx = { rt, modelDir: fixture(`models/${name}`), dtype, inputs: golden.inputs, capture: capture ? new Capture(rt) : undefined };
-  const outputs = await textEncoderComponent.run(ctx);
-  if (ctx.capture) for (const [k, v] of await ctx.capture.read()) outputs.set(k, v);
-  return outputs;
+function runComponent(rt: Runtime, name: string, golden: GoldenIo, dtype: DType, capture: boolean) {
+  return runForward(textEncoderComponent, { rt, modelDir: fixture(`models/${name}`), dtype, inputs: golden.inputs }, capture);
 }
 
 let rt: Runtime;
@@ -99,7 +63,7 @@ beforeAll(async () => {
 });
 
 describe.each(ENCODERS)('CLIPTextModel %s against the golden io file', (name) => {
-  let golden: Golden;
+  let golden: GoldenIo;
   beforeAll(async () => {
     golden = await readGolden(name);
   });
@@ -111,12 +75,7 @@ describe.each(ENCODERS)('CLIPTextModel %s against the golden io file', (name) =>
 
   it('f32 with capture: every output and every captured module output within the io tolerances', async () => {
     const outputs = await runComponent(rt, name, golden, 'f32', true);
-    for (const [key, want] of golden.expected) {
-      const got = outputs.get(key);
-      expect(got, `${key} produced`).toBeDefined();
-      expect(got!.shape, `${key} shape`).toEqual(want.shape);
-      expectClose(got!.data, want.data, toleranceOf(key), `${name} f32 ${key}`);
-    }
+    expectAllMatchGolden(outputs, golden.expected, (got, want, key) => expectClose(got, want, toleranceOf(key), `${name} f32 ${key}`));
   });
 
   it('f32 without capture (activation and residuals fused into the GEMMs): every output', async () => {
@@ -125,12 +84,9 @@ describe.each(ENCODERS)('CLIPTextModel %s against the golden io file', (name) =>
     for (const [key, got] of outputs) expectClose(got.data, golden.expected.get(key)!.data, toleranceOf(key), `${name} fused ${key}`);
   });
 
-  it(`f16 with capture: every output and captured module output at NMSE ≤ ${F16_MAX_NMSE}, cosine ≥ ${F16_MIN_COSINE}`, async () => {
+  it(`f16 with capture: every output and captured module output at NMSE ≤ ${F16.maxNmse}, cosine ≥ ${F16.minCosine}`, async () => {
     const outputs = await runComponent(rt, name, golden, 'f16', true);
-    for (const [key, want] of golden.expected) {
-      expect(outputs.get(key)?.shape, `${key} shape`).toEqual(want.shape);
-      expectF16Close(outputs.get(key)!.data, want.data, `${name} f16 ${key}`);
-    }
+    expectAllMatchGolden(outputs, golden.expected, (got, want, key) => expectNmseCosine(got, want, F16, `${name} f16 ${key}`));
   });
 
   it.each(['f32', 'f16'] as const)('batch 1 (%s): each prompt alone gives its row of the batch-2 golden', async (dtype) => {
@@ -155,8 +111,8 @@ describe.each(ENCODERS)('CLIPTextModel %s against the golden io file', (name) =>
           expectClose(gotLast, wantLast, IO, `prompt ${b} last_hidden_state`);
           expectClose(gotPooled, wantPooled, IO, `prompt ${b} pooler_output`);
         } else {
-          expectF16Close(gotLast, wantLast, `prompt ${b} last_hidden_state`);
-          expectF16Close(gotPooled, wantPooled, `prompt ${b} pooler_output`);
+          expectNmseCosine(gotLast, wantLast, F16, `prompt ${b} last_hidden_state`);
+          expectNmseCosine(gotPooled, wantPooled, F16, `prompt ${b} pooler_output`);
         }
       }
     } finally {
@@ -207,15 +163,8 @@ describe('wuerstchen forward text_encoder (CLI)', () => {
     const code = await main(['forward', 'text_encoder', '--model', fixture('models/text_encoder_decoder'), '--inputs', inputs, '--out', out, '--capture']);
     expect(code).toBe(0);
     const golden = await readGolden('text_encoder_decoder');
-    const file = await SafetensorsFile.open(await openFileSource(out));
-    try {
-      for (const [key, want] of golden.expected) {
-        expect(file.tensors.get(key)?.shape, `${key} shape`).toEqual(want.shape);
-        expectClose(await file.readF32(key), want.data, toleranceOf(key), `CLI ${key}`);
-      }
-    } finally {
-      await file.close();
-    }
+    const written = await readHostTensors(out);
+    expectAllMatchGolden(written, golden.expected, (got, want, key) => expectClose(got, want, toleranceOf(key), `CLI ${key}`));
   });
 });
 

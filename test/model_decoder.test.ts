@@ -24,6 +24,16 @@ import { openFileSource } from '../src/platform/file.js';
 import type { Runtime } from '../src/runtime/device.js';
 import type { DType } from '../src/runtime/dtype.js';
 import { expectClose, type Tolerance } from './helpers/compare.js';
+import {
+  batchSlice,
+  expectAllMatchGolden,
+  expectNmseCosine,
+  readGoldenIo,
+  readHostTensors,
+  runForward,
+  type GoldenIo,
+  type NmseCosineBounds,
+} from './helpers/golden_io.js';
 import { getRuntime } from './helpers/gpu.js';
 import { nchwToNhwc } from './helpers/layout.js';
 
@@ -38,78 +48,25 @@ const fixture = (path: string) => fileURLToPath(new URL(`./fixtures/${path}`, im
 const IO: Tolerance = { atol: 1e-5, rtol: 1e-4 };
 // STYLE.md, full model forward with f16 storage and f32 arithmetic. Measured on the tiny decoder:
 // worst NMSE 1.5e-6, worst cosine 0.9999993 over the output and all 88 captured activations.
-const F16_MAX_NMSE = 1e-3;
-const F16_MIN_COSINE = 0.999;
+const F16: NmseCosineBounds = { maxNmse: 1e-3, minCosine: 0.999 };
 /** Largest finite f16: a sum of squares above it overflows where a GRN reduces in f16. */
 const F16_MAX = 65504;
-
-interface HostTensor {
-  shape: number[];
-  data: Float32Array;
-}
-
-interface Golden {
-  inputs: Map<string, NamedTensor>;
-  /** `out` and every `act.*` tensor. */
-  expected: Map<string, HostTensor>;
-}
-
-async function readGolden(): Promise<Golden> {
-  const file = await SafetensorsFile.open(await openFileSource(fixture('io/decoder.safetensors')));
-  try {
-    const inputs = new Map<string, NamedTensor>();
-    const expected = new Map<string, HostTensor>();
-    for (const [key, info] of file.tensors) {
-      (key.startsWith('in.') ? inputs : expected).set(key, { shape: [...info.shape], data: await file.readF32(key) });
-    }
-    return { inputs, expected };
-  } finally {
-    await file.close();
-  }
-}
-
-function nmseAndCosine(actual: ArrayLike<number>, expected: ArrayLike<number>): { nmse: number; cosine: number } {
-  let err = 0, ref = 0, dot = 0, aa = 0;
-  for (let i = 0; i < expected.length; i++) {
-    err += (actual[i] - expected[i]) ** 2;
-    ref += expected[i] ** 2;
-    dot += actual[i] * expected[i];
-    aa += actual[i] ** 2;
-  }
-  return { nmse: err / ref, cosine: dot / Math.sqrt(aa * ref) };
-}
-
-function expectF16Close(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
-  expect(actual.length, `${what}: length`).toBe(expected.length);
-  const { nmse, cosine } = nmseAndCosine(actual, expected);
-  expect(nmse, `${what}: NMSE`).toBeLessThanOrEqual(F16_MAX_NMSE);
-  expect(cosine, `${what}: cosine`).toBeGreaterThanOrEqual(F16_MIN_COSINE);
-}
 
 function expectFinite(values: ArrayLike<number>, what: string): void {
   const bad = Array.prototype.findIndex.call(values, (v: number) => !Number.isFinite(v));
   expect(bad, `${what}: first non-finite value at`).toBe(-1);
 }
 
-/** Batch entry `b` of a host tensor whose first dimension is the batch. */
-function sample(t: HostTensor | NamedTensor, b: number): HostTensor {
-  const per = t.data.length / t.shape[0];
-  return { shape: [1, ...t.shape.slice(1)], data: t.data.slice(b * per, (b + 1) * per) };
-}
-
 /** Runs the `decoder` component (the CLI's code path), with or without a capture. */
-async function runComponent(rt: Runtime, inputs: Map<string, NamedTensor>, dtype: DType, capture: boolean) {
-  const ctx = { rt, modelDir: fixture('models/decoder'), dtype, inputs, capture: capture ? new Capture(rt) : undefined };
-  const outputs = await decoderComponent.run(ctx);
-  if (ctx.capture) for (const [k, v] of await ctx.capture.read()) outputs.set(k, v);
-  return outputs;
+function runComponent(rt: Runtime, inputs: Map<string, NamedTensor>, dtype: DType, capture: boolean) {
+  return runForward(decoderComponent, { rt, modelDir: fixture('models/decoder'), dtype, inputs }, capture);
 }
 
 let rt: Runtime;
-let golden: Golden;
+let golden: GoldenIo;
 beforeAll(async () => {
   rt = await getRuntime();
-  golden = await readGolden();
+  golden = await readGoldenIo(fixture('io/decoder.safetensors'));
 });
 
 describe('WuerstchenDiffNeXt (tiny decoder) against io/decoder.safetensors', () => {
@@ -126,12 +83,7 @@ describe('WuerstchenDiffNeXt (tiny decoder) against io/decoder.safetensors', () 
 
   it('f32 with capture: the output and every captured activation within the io tolerances', async () => {
     const outputs = await runComponent(rt, golden.inputs, 'f32', true);
-    for (const [key, want] of golden.expected) {
-      const got = outputs.get(key);
-      expect(got, `${key} produced`).toBeDefined();
-      expect(got!.shape, `${key} shape`).toEqual(want.shape);
-      expectClose(got!.data, want.data, IO, `f32 ${key}`);
-    }
+    expectAllMatchGolden(outputs, golden.expected, (got, want, key) => expectClose(got, want, IO, `f32 ${key}`));
   });
 
   it('f32 without capture (GELU and residuals fused into the GEMMs): the output', async () => {
@@ -140,22 +92,19 @@ describe('WuerstchenDiffNeXt (tiny decoder) against io/decoder.safetensors', () 
     expectClose(outputs.get('out')!.data, golden.expected.get('out')!.data, IO, 'fused out');
   });
 
-  it(`f16 with capture: the output and every captured activation at NMSE ≤ ${F16_MAX_NMSE}, cosine ≥ ${F16_MIN_COSINE}`, async () => {
+  it(`f16 with capture: the output and every captured activation at NMSE ≤ ${F16.maxNmse}, cosine ≥ ${F16.minCosine}`, async () => {
     expect(rt.hasF16, 'the adapter stores f16 tensors as f16').toBe(true);
     const outputs = await runComponent(rt, golden.inputs, 'f16', true);
-    for (const [key, want] of golden.expected) {
-      expect(outputs.get(key)?.shape, `${key} shape`).toEqual(want.shape);
-      expectF16Close(outputs.get(key)!.data, want.data, `f16 ${key}`);
-    }
+    expectAllMatchGolden(outputs, golden.expected, (got, want, key) => expectNmseCosine(got, want, F16, `f16 ${key}`));
   });
 
   it.each(['f32', 'f16'] as const)('batch 1 (%s): the second sample alone gives its half of the batch-2 output', async (dtype) => {
-    const inputs = new Map([...golden.inputs].map(([k, t]): [string, NamedTensor] => [k, sample(t, 1)]));
+    const inputs = new Map([...golden.inputs].map(([k, t]): [string, NamedTensor] => [k, batchSlice(t, 1, 1)]));
     const got = (await runComponent(rt, inputs, dtype, false)).get('out')!;
-    const want = sample(golden.expected.get('out')!, 1);
+    const want = batchSlice(golden.expected.get('out')!, 1, 1);
     expect(got.shape).toEqual(want.shape);
     if (dtype === 'f32') expectClose(got.data, want.data, IO, 'batch 1 out');
-    else expectF16Close(got.data, want.data, 'batch 1 out');
+    else expectNmseCosine(got.data, want.data, F16, 'batch 1 out');
   });
 
   it('allocates attention scores only as its attention kernel bounds them: none (flash) or one window (gemm)', async () => {
@@ -187,7 +136,7 @@ describe('f16 storage with f32 accumulation stays finite on inputs of real scale
     ]);
 
   /** The largest Σ over positions of x² per (batch, channel) of an NHWC-captured [B, H, W, C] tensor: what a GRN reduces. */
-  function largestSumOfSquares({ shape, data }: HostTensor): number {
+  function largestSumOfSquares({ shape, data }: NamedTensor): number {
     const [b, h, w, c] = shape;
     let largest = 0;
     for (let n = 0; n < b; n++) {
@@ -209,7 +158,7 @@ describe('f16 storage with f32 accumulation stays finite on inputs of real scale
     for (const [key, want] of f32) {
       expectFinite(want.data, `f32 ${key}`);
       expectFinite(f16.get(key)!.data, `f16 ${key}`);
-      expectF16Close(f16.get(key)!.data, want.data, `f16 vs f32 ${key}`);
+      expectNmseCosine(f16.get(key)!.data, want.data, F16, `f16 vs f32 ${key}`);
     }
   });
 
@@ -236,7 +185,7 @@ describe('f16 storage with f32 accumulation stays finite on inputs of real scale
     expect(largestSumOfSquares(f32.get('act.down_blocks.3.1.channelwise.1.out')!)).toBeGreaterThan(F16_MAX);
     for (const key of ['act.down_blocks.3.1.channelwise.2.out', 'act.out.out']) {
       expectFinite(f16.get(key)!.data, `f16 ${key}`);
-      expectF16Close(f16.get(key)!.data, f32.get(key)!.data, `f16 vs f32 ${key}`);
+      expectNmseCosine(f16.get(key)!.data, f32.get(key)!.data, F16, `f16 vs f32 ${key}`);
     }
   });
 });
@@ -254,15 +203,8 @@ describe('wuerstchen forward decoder (CLI)', () => {
     const out = join(dir, 'out.safetensors');
     const code = await main(['forward', 'decoder', '--model', fixture('models/decoder'), '--inputs', fixture('io/decoder.safetensors'), '--out', out, '--capture']);
     expect(code).toBe(0);
-    const file = await SafetensorsFile.open(await openFileSource(out));
-    try {
-      for (const [key, want] of golden.expected) {
-        expect(file.tensors.get(key)?.shape, `${key} shape`).toEqual(want.shape);
-        expectClose(await file.readF32(key), want.data, IO, `CLI ${key}`);
-      }
-    } finally {
-      await file.close();
-    }
+    const written = await readHostTensors(out);
+    expectAllMatchGolden(written, golden.expected, (got, want, key) => expectClose(got, want, IO, `CLI ${key}`));
   });
 });
 

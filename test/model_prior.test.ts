@@ -2,18 +2,27 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { manifestTensors, SyntheticCheckpoint, type TensorSpec } from '../src/io/synthetic_checkpoint.js';
 import { parseWuerstchenPriorConfig, WuerstchenPrior, type WuerstchenPriorConfig } from '../src/models/stage_c/modeling_wuerstchen_prior.js';
 import { priorComponent } from '../src/models/stage_c/prior_component.js';
-import { Capture } from '../src/nn/capture.js';
 import type { NamedTensor } from '../src/nn/forward_component.js';
 import { openFileSource } from '../src/platform/file.js';
 import type { Runtime } from '../src/runtime/device.js';
 import type { DType } from '../src/runtime/dtype.js';
 import { expectClose, type Tolerance } from './helpers/compare.js';
+import {
+  batchSlice,
+  expectMatchesGolden,
+  expectNmseCosine,
+  readGoldenIo,
+  readHostTensors,
+  runForward,
+  type GoldenIo,
+  type NmseCosineBounds,
+} from './helpers/golden_io.js';
 import { getRuntime } from './helpers/gpu.js';
 
 // Goldens: ../shared/golden/io/prior.safetensors (diffusers v0.21.0 WuerstchenPrior(x, r, c), batch 2,
@@ -28,81 +37,32 @@ const IO: Tolerance = { atol: 1e-5, rtol: 1e-4 };
 // f16 weights and f16 activations (f32 arithmetic): STYLE.md's per-block NMSE ≤ 1e-4 applied to every
 // captured output and the result (measured worst 8.3e-7), cosine ≥ 0.999 (measured ≥ 0.9999995), and
 // the ops/f16_* criterion atol 2e-3 + rtol 4e-3·max|ref| (measured ≤ 1.2e-3·max|ref|).
-const F16_MAX_NMSE = 1e-4;
-const F16_MIN_COSINE = 0.999;
+const F16_BOUNDS: NmseCosineBounds = { maxNmse: 1e-4, minCosine: 0.999 };
 const F16: Tolerance = { atol: 2e-3, rtol: 4e-3 };
 
-interface Golden {
-  inputs: Map<string, NamedTensor>;
-  /** `out` and every act.*. */
-  expected: Map<string, NamedTensor>;
-}
-
-async function readGolden(): Promise<Golden> {
-  const file = await SafetensorsFile.open(await openFileSource(fixture('io/prior.safetensors')));
-  try {
-    const inputs = new Map<string, NamedTensor>();
-    const expected = new Map<string, NamedTensor>();
-    for (const [key, info] of file.tensors) {
-      (key.startsWith('in.') ? inputs : expected).set(key, { shape: [...info.shape], data: await file.readF32(key) });
-    }
-    return { inputs, expected };
-  } finally {
-    await file.close();
-  }
-}
-
-/** The first `n` entries along the batch (leading) dimension. */
-function firstBatch(t: NamedTensor, n: number): NamedTensor {
-  const per = t.data.length / t.shape[0];
-  return { shape: [n, ...t.shape.slice(1)], data: t.data.slice(0, n * per) };
-}
-
 function sliceBatch(tensors: ReadonlyMap<string, NamedTensor>, n: number): Map<string, NamedTensor> {
-  return new Map([...tensors].map(([k, t]) => [k, firstBatch(t, n)]));
-}
-
-function nmseAndCosine(actual: ArrayLike<number>, expected: ArrayLike<number>): { nmse: number; cosine: number } {
-  let err = 0;
-  let ref = 0;
-  let dot = 0;
-  let aa = 0;
-  for (let i = 0; i < expected.length; i++) {
-    err += (actual[i] - expected[i]) ** 2;
-    ref += expected[i] ** 2;
-    dot += actual[i] * expected[i];
-    aa += actual[i] ** 2;
-  }
-  return { nmse: err / ref, cosine: dot / Math.sqrt(aa * ref) };
+  return new Map([...tensors].map(([k, t]) => [k, batchSlice(t, 0, n)]));
 }
 
 function expectMatches(actual: NamedTensor | undefined, expected: NamedTensor, dtype: DType, what: string): void {
-  expect(actual, `${what}: not produced`).toBeDefined();
-  expect(actual!.shape, `${what}: shape`).toEqual(expected.shape);
-  if (dtype === 'f32') {
-    expectClose(actual!.data, expected.data, IO, what);
-    return;
-  }
-  expectClose(actual!.data, expected.data, F16, what);
-  const { nmse, cosine } = nmseAndCosine(actual!.data, expected.data);
-  expect(nmse, `${what}: NMSE`).toBeLessThanOrEqual(F16_MAX_NMSE);
-  expect(cosine, `${what}: cosine`).toBeGreaterThanOrEqual(F16_MIN_COSINE);
+  expectMatchesGolden(actual, expected, what, (got, want) => {
+    if (dtype === 'f32') return expectClose(got, want, IO, what);
+    expectClose(got, want, F16, what);
+    expectNmseCosine(got, want, F16_BOUNDS, what);
+  });
 }
 
 /** The `forward prior` component, as the CLI runs it, optionally with every activation captured. */
-async function runComponent(rt: Runtime, inputs: Map<string, NamedTensor>, dtype: DType, withCapture: boolean) {
-  const capture = withCapture ? new Capture(rt) : undefined;
-  const outputs = await priorComponent.run({ rt, modelDir: TINY, dtype, inputs, capture });
-  if (capture) for (const [k, v] of await capture.read()) outputs.set(k, v);
-  return outputs;
+function runComponent(rt: Runtime, inputs: Map<string, NamedTensor>, dtype: DType, withCapture: boolean) {
+  return runForward(priorComponent, { rt, modelDir: TINY, dtype, inputs }, withCapture);
 }
 
 let rt: Runtime;
-let golden: Golden;
+let golden: GoldenIo;
 
 beforeAll(async () => {
   rt = await getRuntime();
-  golden = await readGolden();
+  golden = await readGoldenIo(fixture('io/prior.safetensors'));
 });
 
 describe('WuerstchenPrior (tiny) vs io/prior.safetensors', () => {
@@ -123,13 +83,13 @@ describe('WuerstchenPrior (tiny) vs io/prior.safetensors', () => {
         runComponent(rt, sliceBatch(golden.inputs, 1), dtype, false),
       ]);
       expectMatches(full.get('out'), golden.expected.get('out')!, dtype, `${dtype} out (batch 2)`);
-      expectMatches(single.get('out'), firstBatch(golden.expected.get('out')!, 1), dtype, `${dtype} out (batch 1)`);
+      expectMatches(single.get('out'), batchSlice(golden.expected.get('out')!, 0, 1), dtype, `${dtype} out (batch 1)`);
     });
   }
 
   it('f32: batch 1 reproduces the first batch entry of every captured activation', async () => {
     const outputs = await runComponent(rt, sliceBatch(golden.inputs, 1), 'f32', true);
-    for (const [name, expected] of golden.expected) expectMatches(outputs.get(name), firstBatch(expected, 1), 'f32', `batch 1 ${name}`);
+    for (const [name, expected] of golden.expected) expectMatches(outputs.get(name), batchSlice(expected, 0, 1), 'f32', `batch 1 ${name}`);
   });
 
   it('runs through the CLI: wuerstchen forward prior --capture', async () => {
@@ -138,15 +98,10 @@ describe('WuerstchenPrior (tiny) vs io/prior.safetensors', () => {
       const out = join(dir, 'out.safetensors');
       const code = await main(['forward', 'prior', '--model', TINY, '--inputs', fixture('io/prior.safetensors'), '--out', out, '--capture']);
       expect(code).toBe(0);
-      const file = await SafetensorsFile.open(await openFileSource(out));
-      try {
-        expect(file.tensors.size).toBe(44);
-        for (const name of ['out', 'act.blocks.5.attention.out', 'act.out.1.out']) {
-          const info = file.tensors.get(name)!;
-          expectMatches({ shape: [...info.shape], data: await file.readF32(name) }, golden.expected.get(name)!, 'f32', `cli ${name}`);
-        }
-      } finally {
-        await file.close();
+      const written = await readHostTensors(out);
+      expect(written.size).toBe(44);
+      for (const name of ['out', 'act.blocks.5.attention.out', 'act.out.1.out']) {
+        expectMatches(written.get(name), golden.expected.get(name)!, 'f32', `cli ${name}`);
       }
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -8,13 +8,13 @@ import { encodeSafetensors, openSafetensors, SafetensorsFile, writeSafetensors, 
 import { MixingResidualBlock, PaellaVQModel } from '../src/models/vqgan/modeling_paella_vq_model.js';
 import { parsePaellaVQConfig } from '../src/models/vqgan/configuration_paella_vq_model.js';
 import { vqganDecodeComponent, vqganEncodeComponent, vqganQuantizeComponent } from '../src/models/vqgan/vqgan_components.js';
-import { Capture } from '../src/nn/capture.js';
-import type { ForwardComponent, NamedTensor } from '../src/nn/forward_component.js';
+import type { NamedTensor } from '../src/nn/forward_component.js';
 import { WeightLoader } from '../src/nn/weight_scope.js';
 import { memorySource } from '../src/platform/file.js';
 import type { Runtime } from '../src/runtime/device.js';
 import type { DType } from '../src/runtime/dtype.js';
 import { expectClose } from './helpers/compare.js';
+import { expectAllMatchGolden, expectNmseCosine, readHostTensors, runForward, type NmseCosineBounds } from './helpers/golden_io.js';
 import { getRuntime } from './helpers/gpu.js';
 
 const FIXTURES = new URL('./fixtures/', import.meta.url).pathname;
@@ -28,84 +28,15 @@ const IO_TOL = { atol: 1e-5, rtol: 1e-4 };
 /** README §2, the f16 criterion (ops/f16_*), applied per tensor to the f16 model's outputs and activations. */
 const F16_TOL = { atol: 2e-3, rtol: 4e-3 };
 /** STYLE.md, full model forward with f16 storage: NMSE ≤ 1e-3, cosine ≥ 0.999 (measured: NMSE ≤ 1e-6). */
-const F16_MAX_NMSE = 1e-3;
-const F16_MIN_COSINE = 0.999;
-
-const isIndices = (name: string) => name === 'quantize.indices' || name === 'act.vquantizer.out.2.2';
-
-async function readTensors(path: string): Promise<Map<string, NamedTensor>> {
-  const reader = await openSafetensors(path);
-  try {
-    const out = new Map<string, NamedTensor>();
-    for (const [name, info] of reader.tensors) {
-      out.set(
-        name,
-        info.dtype === 'I64'
-          ? { shape: info.shape, data: Float32Array.from(await reader.readI64AsNumbers(name)), dtype: 'I64' }
-          : { shape: info.shape, data: await reader.readF32(name) },
-      );
-    }
-    return out;
-  } finally {
-    await reader.close();
-  }
-}
-
-/** Runs a component as `wuerstchen forward` does: outputs plus, with a capture, the recorded activations. */
-async function runComponent(
-  rt: Runtime,
-  component: ForwardComponent,
-  inputs: ReadonlyMap<string, NamedTensor>,
-  dtype: DType,
-  withCapture: boolean,
-): Promise<Map<string, NamedTensor>> {
-  const capture = withCapture ? new Capture(rt) : undefined;
-  const out = await component.run({ rt, modelDir: MODEL_DIR, dtype, inputs, capture });
-  if (capture) for (const [name, t] of await capture.read()) out.set(name, t);
-  return out;
-}
+const F16_BOUNDS: NmseCosineBounds = { maxNmse: 1e-3, minCosine: 0.999 };
 
 async function runAll(rt: Runtime, golden: ReadonlyMap<string, NamedTensor>, dtype: DType, withCapture: boolean) {
   const out = new Map<string, NamedTensor>();
+  const ctx = { rt, modelDir: MODEL_DIR, dtype, inputs: golden };
   for (const component of [vqganEncodeComponent, vqganQuantizeComponent, vqganDecodeComponent]) {
-    for (const [name, t] of await runComponent(rt, component, golden, dtype, withCapture)) out.set(name, t);
+    for (const [name, t] of await runForward(component, ctx, withCapture)) out.set(name, t);
   }
   return out;
-}
-
-function nmseAndCosine(a: Float32Array, b: Float32Array): { nmse: number; cosine: number } {
-  let err = 0;
-  let ref = 0;
-  let dot = 0;
-  let aa = 0;
-  for (let i = 0; i < a.length; i++) {
-    err += (a[i] - b[i]) ** 2;
-    ref += b[i] ** 2;
-    dot += a[i] * b[i];
-    aa += a[i] ** 2;
-  }
-  return { nmse: err / ref, cosine: dot / Math.sqrt(aa * ref) };
-}
-
-/** Every golden tensor but the input, with the same shape; integer tensors exactly, floats by `check`. */
-function compareWithGolden(
-  actual: ReadonlyMap<string, NamedTensor>,
-  golden: ReadonlyMap<string, NamedTensor>,
-  names: readonly string[],
-  check: (name: string, got: Float32Array, want: Float32Array) => void,
-): void {
-  for (const name of names) {
-    const got = actual.get(name);
-    const want = golden.get(name)!;
-    expect(got, `${name} is produced`).toBeDefined();
-    expect(got!.shape, `${name}: shape`).toEqual(want.shape);
-    if (isIndices(name)) {
-      expect(got!.dtype, `${name}: dtype`).toBe('I64');
-      expect(Array.from(got!.data), name).toEqual(Array.from(want.data));
-    } else {
-      check(name, got!.data, want.data);
-    }
-  }
 }
 
 /** erf in f64: Taylor series below 2.5, the erfc continued fraction (Lentz) above. */
@@ -153,7 +84,7 @@ describe('PaellaVQModel (tiny checkpoint) against golden io/vqgan', () => {
 
   beforeAll(async () => {
     rt = await getRuntime();
-    golden = await readTensors(IO_FILE);
+    golden = await readHostTensors(IO_FILE);
     expected = [...golden.keys()].filter((name) => name !== 'in.image');
     tmp = await mkdtemp(join(tmpdir(), 'vqgan-test-'));
   });
@@ -165,38 +96,41 @@ describe('PaellaVQModel (tiny checkpoint) against golden io/vqgan', () => {
   it('f32: all outputs and all 32 recorded activations match (io tolerance; indices exact)', async () => {
     expect(expected.filter((n) => n.startsWith('act.'))).toHaveLength(32);
     const out = await runAll(rt, golden, 'f32', true);
-    compareWithGolden(out, golden, expected, (name, got, want) => expectClose(got, want, IO_TOL, name));
+    expectAllMatchGolden(out, golden, (got, want, name) => expectClose(got, want, IO_TOL, name), expected);
   });
 
   it('f32 without a capture (fused LayerNorm affine, replicate-padded conv, GELU epilogue) matches too', async () => {
     const out = await runAll(rt, golden, 'f32', false);
     const outputs = expected.filter((n) => !n.startsWith('act.'));
     expect(outputs).toHaveLength(6);
-    compareWithGolden(out, golden, outputs, (name, got, want) => expectClose(got, want, IO_TOL, name));
+    expectAllMatchGolden(out, golden, (got, want, name) => expectClose(got, want, IO_TOL, name), outputs);
   });
 
   it('f16: outputs and activations within the f16 tolerance, NMSE ≤ 1e-3, cosine ≥ 0.999; indices exact', async () => {
     expect(rt.hasF16).toBe(true);
     const out = await runAll(rt, golden, 'f16', true);
     // The f16 latents still pick every code the f32 reference picks (no near-tie in this data).
-    compareWithGolden(out, golden, expected, (name, got, want) => {
-      expectClose(got, want, F16_TOL, name);
-      const { nmse, cosine } = nmseAndCosine(got, want);
-      expect(nmse, `${name}: NMSE`).toBeLessThanOrEqual(F16_MAX_NMSE);
-      expect(cosine, `${name}: cosine`).toBeGreaterThanOrEqual(F16_MIN_COSINE);
-    });
+    expectAllMatchGolden(
+      out,
+      golden,
+      (got, want, name) => {
+        expectClose(got, want, F16_TOL, name);
+        expectNmseCosine(got, want, F16_BOUNDS, name);
+      },
+      expected,
+    );
     const without = await runAll(rt, golden, 'f16', false);
     const outputs = expected.filter((n) => !n.startsWith('act.'));
-    compareWithGolden(without, golden, outputs, (name, got, want) => expectClose(got, want, F16_TOL, name));
+    expectAllMatchGolden(without, golden, (got, want, name) => expectClose(got, want, F16_TOL, name), outputs);
   });
 
   it('the CLI `forward vqgan.encode --capture` writes golden-named tensors that match', async () => {
     const outPath = join(tmp, 'encode.safetensors');
     const code = await main(['forward', 'vqgan.encode', '--model', MODEL_DIR, '--inputs', IO_FILE, '--out', outPath, '--capture']);
     expect(code).toBe(0);
-    const written = await readTensors(outPath);
+    const written = await readHostTensors(outPath);
     const names = ['encode.latents', 'act.in_block.0.out', 'act.down_blocks.0.depthwise.0.out', 'act.down_blocks.3.1.out'];
-    compareWithGolden(written, golden, names, (name, got, want) => expectClose(got, want, IO_TOL, name));
+    expectAllMatchGolden(written, golden, (got, want, name) => expectClose(got, want, IO_TOL, name), names);
   });
 
   it('`vqgan roundtrip` writes the PNG of decode(encode(image)) clamped to [0, 1]', async () => {

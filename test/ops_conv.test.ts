@@ -120,9 +120,10 @@ const CONV2D_CASES: { name: string; opts: Conv2dOptions; kernels: Conv2dKernel[]
   },
 ];
 
-// Golden shapes are small, so the implicit GEMM picks its small tile by default; each implicit-GEMM
-// case also runs with the large tile forced.
-const tilesFor = (kernel: string): (ConvTile | undefined)[] => (kernel.startsWith('implicit_gemm') ? [undefined, 'large'] : [undefined]);
+// Every implicit-GEMM case runs with each tile forced (the register tile only where the device's
+// subgroups allow it: lavapipe, where it is also the default).
+const TILES: ConvTile[] = ['small', 'large', 'register'];
+const tilesFor = (kernel: string): (ConvTile | undefined)[] => (kernel.startsWith('implicit_gemm') ? TILES : [undefined]);
 const tileText = (tile: ConvTile | undefined) => (tile ? `, ${tile} tile` : '');
 
 describe('conv2d against PyTorch goldens (f32: atol 1e-6, rtol 1e-5)', () => {
@@ -223,7 +224,7 @@ describe('conv2d against a float64 CPU reference (shapes no golden covers; atol 
   }
 
   const pointwise: ConvReferenceOptions = { stride: [1, 1], padding: [0, 0], groups: 1, replicate: false };
-  for (const tile of ['small', 'large'] as const) {
+  for (const tile of TILES) {
     it(`1×1 over 180 rows × 72 channels, K 20: several row and column tiles, partial K tile [implicit_gemm_vec4, ${tile} tile]`, () =>
       check([2, 9, 10, 20], [72, 20, 1, 1], pointwise, 'implicit_gemm_vec4', tile));
     it(`1×1 over 180 rows × 70 channels, K 19 [implicit_gemm, ${tile} tile]`, () =>
@@ -234,10 +235,14 @@ describe('conv2d against a float64 CPU reference (shapes no golden covers; atol 
     check([3, 5, 11, 6], [6, 1, 3, 3], { stride: [1, 1], padding: [1, 1], groups: 6, replicate: false }, 'depthwise'));
   it('depthwise 3×3 with 6 channels, replication padding [depthwise]', () =>
     check([1, 4, 9, 6], [6, 1, 3, 3], { stride: [1, 1], padding: [1, 1], groups: 6, replicate: true }, 'depthwise'));
-  it('3×3, 2 groups, stride 2×1, padding 1×0 [implicit_gemm]', () =>
-    check([2, 7, 6, 6], [10, 3, 3, 3], { stride: [2, 1], padding: [1, 0], groups: 2, replicate: false }, 'implicit_gemm'));
-  it('3×3, 2 groups of 8 → 4 channels, replication padding [implicit_gemm_vec4]', () =>
-    check([1, 5, 6, 16], [8, 8, 3, 3], { stride: [1, 1], padding: [1, 1], groups: 2, replicate: true }, 'implicit_gemm_vec4'));
+  for (const tile of TILES) {
+    it(`3×3, 2 groups, stride 2×1, padding 1×0 [implicit_gemm, ${tile} tile]`, () =>
+      check([2, 7, 6, 6], [10, 3, 3, 3], { stride: [2, 1], padding: [1, 0], groups: 2, replicate: false }, 'implicit_gemm', tile));
+    it(`3×3, 2 groups of 8 → 4 channels, replication padding [implicit_gemm_vec4, ${tile} tile]`, () =>
+      check([1, 5, 6, 16], [8, 8, 3, 3], { stride: [1, 1], padding: [1, 1], groups: 2, replicate: true }, 'implicit_gemm_vec4', tile));
+  }
+  it('k2 s2 over 70 × 37 positions × 24 → 72 channels: rows past the last register tile, several column tiles [implicit_gemm_vec4, register tile]', () =>
+    check([1, 140, 74, 24], [72, 24, 2, 2], { stride: [2, 2], padding: [0, 0], groups: 1, replicate: false }, 'implicit_gemm_vec4', 'register'));
 });
 
 describe('conv_transpose2d against a float64 CPU reference (atol 1e-6, rtol 1e-5)', () => {

@@ -43,10 +43,25 @@ export function conv2dWeightToTapMajor(weight: Float32Array, shape: readonly num
   if (shape.length !== 4 || weight.length !== cout * cin * kh * kw) {
     throw new Error(`conv2d weight: ${weight.length} values do not fill [${shape.join(', ')}] (Cout, Cin/groups, kH, kW)`);
   }
+  return toTapMajor(weight, cout, cin, kh * kw, cin * kh * kw, kh * kw);
+}
+
+/**
+ * A conv weight → tap-major [taps, Cout, Cin], reading (output channel o, input channel i, tap t) at
+ * o·outStride + i·inStride + t: so for conv2d's [Cout, Cin, kH, kW] and conv_transpose2d's [Cin, Cout, kH, kW].
+ */
+export function toTapMajor(
+  weight: Float32Array,
+  cout: number,
+  cin: number,
+  taps: number,
+  outStride: number,
+  inStride: number,
+): Float32Array {
   const out = new Float32Array(weight.length);
   for (let o = 0; o < cout; o++) {
     for (let i = 0; i < cin; i++) {
-      for (let t = 0; t < kh * kw; t++) out[(t * cout + o) * cin + i] = weight[(o * cin + i) * kh * kw + t];
+      for (let t = 0; t < taps; t++) out[(t * cout + o) * cin + i] = weight[o * outStride + i * inStride + t];
     }
   }
   return out;

@@ -7,15 +7,19 @@
 import type { Runtime } from '../runtime/device.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { Params } from '../runtime/uniform_arena.js';
+import { deviceTraits, REGISTER_TILE_ROWS, registerTilesFit } from './device_traits.js';
 
 /**
  * 'large': 16×16 threads × 4×4 outputs (64×64 tiles, K step 16). 'small': 8×8 threads × 4×4 outputs
  * (32×32 tiles, K step 32), for convolutions whose outputs make too few large tiles to fill the GPU
- * (Stage B's deepest down/up-samplers: 256 positions × 1280 channels).
+ * (Stage B's deepest down/up-samplers: 256 positions × 1280 channels). Both stage operands in
+ * workgroup memory (shaders/conv2d.wgsl). 'register': one subgroup per 32 rows × 4·SG columns held
+ * in registers (shaders/conv2d_register.wgsl), the default on CPU-emulated GPUs, where it runs the
+ * VQGAN's ConvTranspose2d k4 s2 and Stage B's k2 s2 samplers ≈ ×× faster than 'large'.
  */
-export type ConvTile = 'large' | 'small';
+export type ConvTile = 'large' | 'small' | 'register';
 
-const TILES: Record<ConvTile, { WG_M: number; WG_N: number; BK: number }> = {
+const TILES: Record<Exclude<ConvTile, 'register'>, { WG_M: number; WG_N: number; BK: number }> = {
   large: { WG_M: 16, WG_N: 16, BK: 16 },
   small: { WG_M: 8, WG_N: 8, BK: 32 },
 };
@@ -73,18 +77,32 @@ export function dispatchConvGemm(rt: Runtime, g: ConvGemmGeometry): void {
   const rows = batch * g.grid[0] * g.grid[1];
   if (rows === 0) return;
   const k = g.taps[0] * g.taps[1] * g.cinPerGroup;
+  const device = deviceTraits(rt);
   const largeTiles = Math.ceil(rows / 64) * Math.ceil(g.coutPerGroup / 64) * g.groups;
-  const tile = TILES[g.tile ?? (largeTiles >= LARGE_TILE_MIN_WORKGROUPS ? 'large' : 'small')];
-  const tiles = Math.ceil(rows / (4 * tile.WG_M)) * Math.ceil(g.coutPerGroup / (4 * tile.WG_N));
+  const tile = g.tile ?? (device.cpuEmulated && registerTilesFit(device) ? 'register' : largeTiles >= LARGE_TILE_MIN_WORKGROUPS ? 'large' : 'small');
+  if (tile === 'register' && !registerTilesFit(device)) {
+    throw new Error(
+      `${g.label}: the register tile needs subgroups of one size dividing ${REGISTER_TILE_ROWS}; this device has ` +
+        (device.fixedSubgroupSize === null ? 'none of a fixed size' : `size ${device.fixedSubgroupSize}`),
+    );
+  }
+  const sg = device.fixedSubgroupSize!;
+  const [shader, consts, tileRows, tileCols] =
+    tile === 'register'
+      ? ['conv2d_register.wgsl', { SG: sg, ROWS: REGISTER_TILE_ROWS }, REGISTER_TILE_ROWS, 4 * sg]
+      : ['conv2d.wgsl', TILES[tile], 4 * TILES[tile].WG_M, 4 * TILES[tile].WG_N];
+  const tiles = Math.ceil(rows / tileRows) * Math.ceil(g.coutPerGroup / tileCols);
   const [wx, wy] = rt.grid(tiles, 1);
-  const flags = [g.vec4 && 'VEC4', g.bias && 'HAS_BIAS', g.replicate && 'REPLICATE'].filter((f): f is string => !!f);
+  const flags = [tile === 'register' && 'SUBGROUPS', g.vec4 && 'VEC4', g.bias && 'HAS_BIAS', g.replicate && 'REPLICATE'].filter(
+    (f): f is string => !!f,
+  );
   const params = new Params()
     .u32(inH, inW, inC, g.cinPerGroup, g.grid[0], g.grid[1], rows, k, g.taps[1], g.inStep[0], g.inStep[1])
     .i32(g.inOffset[0], g.inOffset[1], g.tapDir)
     .u32(g.weightTap0, g.weightTapStep[0], g.weightTapStep[1])
     .u32(outH, outW, outC, g.coutPerGroup, g.outStep[0], g.outStep[1], g.outOffset[0], g.outOffset[1]);
   rt.dispatch({
-    kernel: { shader: 'conv2d.wgsl', flags, consts: tile, dtypes: { T: g.x.dtype, W: g.weight.dtype } },
+    kernel: { shader, flags, consts, dtypes: { T: g.x.dtype, W: g.weight.dtype } },
     label: g.label,
     params: params.data(),
     inputs: g.bias ? [g.x, g.weight, g.bias] : [g.x, g.weight],

@@ -12,6 +12,7 @@ import type { Runtime } from '../runtime/device.js';
 import type { DType } from '../runtime/dtype.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { checkVec4, dispatchConvGemm, vec4Applies, type ConvTile } from './conv_gemm.js';
+import { toTapMajor } from './conv2d.js';
 
 export type ConvTranspose2dKernel = 'implicit_gemm_vec4' | 'implicit_gemm';
 
@@ -32,13 +33,7 @@ export function convTranspose2dWeightToTapMajor(weight: Float32Array, shape: rea
   if (shape.length !== 4 || weight.length !== cin * cout * kh * kw) {
     throw new Error(`conv_transpose2d weight: ${weight.length} values do not fill [${shape.join(', ')}] (Cin, Cout, kH, kW)`);
   }
-  const out = new Float32Array(weight.length);
-  for (let i = 0; i < cin; i++) {
-    for (let o = 0; o < cout; o++) {
-      for (let t = 0; t < kh * kw; t++) out[(t * cout + o) * cin + i] = weight[(i * cout + o) * kh * kw + t];
-    }
-  }
-  return out;
+  return toTapMajor(weight, cout, cin, kh * kw, kh * kw, cout * kh * kw);
 }
 
 /** Uploads a PyTorch conv_transpose2d weight [Cin, Cout, kH, kW] in the layout `convTranspose2d` reads. */

@@ -34,3 +34,16 @@ export function deviceTraits(rt: Runtime): DeviceTraits {
   }
   return traits;
 }
+
+/**
+ * Rows per subgroup of the register-tiled kernels (shaders/common/register_tile.wgsl, its 32 named
+ * accumulators). On lavapipe 32 beat 16 by 5–18%; 64 rows, or 8 columns per lane, spill registers
+ * and lost 20–30%.
+ */
+export const REGISTER_TILE_ROWS = 32;
+
+/** The register-tiled kernels need subgroups of one fixed size that divides their rows. */
+export function registerTilesFit(device: DeviceTraits): boolean {
+  const sg = device.fixedSubgroupSize;
+  return sg !== null && REGISTER_TILE_ROWS % sg === 0;
+}

@@ -8,9 +8,11 @@
 import type { Runtime } from '../runtime/device.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { Params } from '../runtime/uniform_arena.js';
-import { deviceTraits, type DeviceTraits } from './device_traits.js';
+import type { Activation as ElementwiseActivation } from './activation.js';
+import { deviceTraits, REGISTER_TILE_ROWS, registerTilesFit, type DeviceTraits } from './device_traits.js';
 
-export type Activation = 'gelu' | 'silu' | 'leaky_relu' | 'quick_gelu';
+/** The activations the epilogue fuses: those of activation.ts that the shader's ACT constant has. */
+export type Activation = Extract<ElementwiseActivation, 'gelu' | 'silu' | 'leaky_relu' | 'quick_gelu'>;
 
 /** Activation ids of the shader's ACT constant. */
 const ACT_ID: Record<Activation | 'none', number> = { none: 0, gelu: 1, silu: 2, leaky_relu: 3, quick_gelu: 4 };
@@ -50,12 +52,6 @@ const LARGE_TILE_MIN_WORKGROUPS = 192;
  * GFLOP/s); on SwiftShader about 2×.
  */
 export type MatmulKernel = 'tiled' | 'register';
-
-/**
- * Rows per subgroup of the register kernel (the shader's 32 named accumulators). On lavapipe 32
- * beat 16 by 5–18%; 64 rows, or 8 columns per lane, spill registers and lost 20–30%.
- */
-const REGISTER_ROWS = 32;
 
 /** Forces a kernel variant; unset fields are chosen from the device and shape. */
 export interface MatmulVariant {
@@ -241,17 +237,11 @@ function checkWindow(what: string, start: number, count: number, rows: number, r
   }
 }
 
-/** The register kernel runs where a CPU emulates the GPU and subgroups have one size that tiles its rows. */
-function registerCapable(device: DeviceTraits): boolean {
-  const sg = device.fixedSubgroupSize;
-  return sg !== null && REGISTER_ROWS % sg === 0;
-}
-
 /** The variant the device and shape rule picks (exported so tests and benchmarks can name what ran). */
 export function chooseVariant(device: DeviceTraits, m: number, n: number, k: number, batch: number, bNK: boolean): ChosenVariant {
   const largeGroups = Math.ceil(m / 128) * Math.ceil(n / 64) * batch;
   return {
-    kernel: device.cpuEmulated && registerCapable(device) ? 'register' : 'tiled',
+    kernel: device.cpuEmulated && registerTilesFit(device) ? 'register' : 'tiled',
     tile: largeGroups >= LARGE_TILE_MIN_WORKGROUPS ? 'large' : 'small',
     vec4: k % 4 === 0 && (bNK || n % 4 === 0),
   };
@@ -285,9 +275,9 @@ function gemm(rt: Runtime, g: Gemm): void {
   if (vec4 && !chosen.vec4) {
     throw new Error(`${g.label}: vec4 loads need K % 4 == 0${g.bNK ? '' : ' and N % 4 == 0'} (M ${g.m}, N ${g.n}, K ${g.k})`);
   }
-  if (kernel === 'register' && !registerCapable(device)) {
+  if (kernel === 'register' && !registerTilesFit(device)) {
     throw new Error(
-      `${g.label}: the register kernel needs subgroups of one size dividing ${REGISTER_ROWS}; this device has ` +
+      `${g.label}: the register kernel needs subgroups of one size dividing ${REGISTER_TILE_ROWS}; this device has ` +
         (device.fixedSubgroupSize === null ? 'none of a fixed size' : `size ${device.fixedSubgroupSize}`),
     );
   }
@@ -345,7 +335,7 @@ function registerLaunch(g: Gemm, subgroupSize: number): Launch {
   return {
     shader: 'matmul_register.wgsl',
     flags: ['SUBGROUPS'],
-    consts: { SG: subgroupSize, ROWS: REGISTER_ROWS },
-    groups: [Math.ceil(g.n / (4 * subgroupSize)), Math.ceil(g.m / REGISTER_ROWS), g.batch],
+    consts: { SG: subgroupSize, ROWS: REGISTER_TILE_ROWS },
+    groups: [Math.ceil(g.n / (4 * subgroupSize)), Math.ceil(g.m / REGISTER_TILE_ROWS), g.batch],
   };
 }

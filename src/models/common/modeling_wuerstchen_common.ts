@@ -135,11 +135,10 @@ export class TimestepBlock {
 }
 
 /**
- * ConvNeXt-style block: depthwise conv → LayerNorm → Linear(c, 4c) → GELU → GRN → (Dropout) →
- * Linear(4c, c), plus the input. The released models never pass `x_skip` (c_skip = 0), so it is
- * not ported.
+ * What ResBlock and ResBlockStageB share: their parameters (depthwise, channelwise.0, .2, .4) and
+ * their forward but for where ResBlockStageB joins x_skip, between the norm and channelwise.
  */
-export class ResBlock {
+export abstract class ResBlockBase {
   readonly norm = new WuerstchenLayerNorm(1e-6);
 
   constructor(
@@ -153,31 +152,43 @@ export class ResBlock {
     readonly channelwise4: Linear,
   ) {}
 
-  static async load(scope: WeightScope, c: number, kernelSize = 3): Promise<ResBlock> {
+  /** The constructor's arguments for `c` channels, channelwise.0 taking `channelwiseIn` of them. */
+  protected static async loadArgs(
+    scope: WeightScope,
+    c: number,
+    channelwiseIn: number,
+    kernelSize: number,
+  ): Promise<ConstructorParameters<typeof ResBlockBase>> {
     const depthwise = scope.pp('depthwise');
     const channelwise = scope.pp('channelwise');
-    return new ResBlock(
+    return [
       scope.prefix,
       kernelSize,
       await loadTapMajorConvWeight(depthwise, [c, 1, kernelSize, kernelSize]),
       await depthwise.tensor('bias', [c]),
-      await Linear.load(channelwise.pp(0), c, c * 4),
+      await Linear.load(channelwise.pp(0), channelwiseIn, c * 4),
       await GlobalResponseNorm.load(channelwise.pp(2), c * 4),
       await Linear.load(channelwise.pp(4), c * 4, c),
-    );
+    ];
   }
 
-  forward(rt: Runtime, x: Tensor, capture?: Capture): Tensor {
+  /** `norm(depthwise(x))`. */
+  protected depthwiseNorm(rt: Runtime, x: Tensor, capture: Capture | undefined): Tensor {
     const p = this.path;
-    const c = x.shape[3];
     const depthwise = conv2d(rt, x, this.depthwiseWeight, this.depthwiseBias, {
       padding: Math.floor(this.kernelSize / 2),
-      groups: c,
+      groups: x.shape[3],
     });
     capture?.record(`${p}.depthwise`, depthwise, 'nhwc');
     const normed = this.norm.forward(rt, depthwise);
     capture?.record(`${p}.norm`, normed, 'nhwc');
-    const hidden = linearAct(rt, normed, this.channelwise0, 'gelu', capture, `${p}.channelwise.0`, `${p}.channelwise.1`);
+    return normed;
+  }
+
+  /** `channelwise(h) + x`: x is the block's input, added in the last Linear's epilogue. */
+  protected channelwiseResidual(rt: Runtime, h: Tensor, x: Tensor, capture: Capture | undefined): Tensor {
+    const p = this.path;
+    const hidden = linearAct(rt, h, this.channelwise0, 'gelu', capture, `${p}.channelwise.0`, `${p}.channelwise.1`);
     const grn = this.channelwise2.forward(rt, hidden);
     capture?.record(`${p}.channelwise.2`, grn);
     const out = linearResidual(rt, grn, this.channelwise4, x, capture, `${p}.channelwise.4`);
@@ -193,6 +204,21 @@ export class ResBlock {
       ...this.channelwise2.parameters(),
       ...this.channelwise4.parameters(),
     ];
+  }
+}
+
+/**
+ * ConvNeXt-style block: depthwise conv → LayerNorm → Linear(c, 4c) → GELU → GRN → (Dropout) →
+ * Linear(4c, c), plus the input. The released models never pass `x_skip` (c_skip = 0), so it is
+ * not ported.
+ */
+export class ResBlock extends ResBlockBase {
+  static async load(scope: WeightScope, c: number, kernelSize = 3): Promise<ResBlock> {
+    return new ResBlock(...(await ResBlockBase.loadArgs(scope, c, c, kernelSize)));
+  }
+
+  forward(rt: Runtime, x: Tensor, capture?: Capture): Tensor {
+    return this.channelwiseResidual(rt, this.depthwiseNorm(rt, x, capture), x, capture);
   }
 }
 

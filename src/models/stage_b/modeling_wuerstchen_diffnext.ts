@@ -2,11 +2,11 @@
 // (WuerstchenDiffNeXt, Stage B, and ResBlockStageB): the U-Net that denoises the 4-channel VQGAN
 // latents conditioned on the Stage C image embedding ("effnet") and the CLIP text embedding.
 // Activations are NHWC [B, H, W, C]; the public forward takes and returns NCHW like PyTorch.
-import { loadPretrainedFolder } from '../../nn/pretrained.js';
+import { loadFromReader, loadPretrainedFolder, type PretrainedLoadOptions } from '../../nn/pretrained.js';
 import type { TensorReader } from '../../io/safetensors.js';
 import { describe } from '../../io/safetensors_format.js';
 import type { Capture } from '../../nn/capture.js';
-import { WeightLoader, type LoadProgressCallback, type WeightScope } from '../../nn/weight_scope.js';
+import type { WeightScope } from '../../nn/weight_scope.js';
 import { conv2d } from '../../ops/conv2d.js';
 import { convTranspose2d, convTranspose2dWeightToTapMajor } from '../../ops/conv_transpose2d.js';
 import { diffNeXtOutput } from '../../ops/diffnext_output.js';
@@ -14,15 +14,12 @@ import { concatChannels } from '../../ops/elementwise.js';
 import { interpolateBicubicAA } from '../../ops/interpolate.js';
 import { nchwToNhwc, pixelShuffle, pixelUnshuffle } from '../../ops/shuffle.js';
 import type { Runtime } from '../../runtime/device.js';
-import type { DType } from '../../runtime/dtype.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import {
   AttnBlock,
-  GlobalResponseNorm,
   Linear,
-  linearAct,
-  linearResidual,
   loadTapMajorConvWeight,
+  ResBlockBase,
   TimestepBlock,
   WuerstchenLayerNorm,
 } from '../common/modeling_wuerstchen_common.js';
@@ -134,65 +131,19 @@ export function parseWuerstchenDiffNeXtConfig(text: string, source: string): Wue
  * Linear(c + c_skip, 4c) → GELU → GRN → (Dropout) → Linear(4c, c), plus the input. Unlike the
  * common ResBlock, the skip joins after the norm.
  */
-export class ResBlockStageB {
-  readonly norm = new WuerstchenLayerNorm(1e-6);
-
-  constructor(
-    readonly path: string,
-    readonly kernelSize: number,
-    /** Tap-major [k, k, C, 1] (see conv2d.ts). */
-    readonly depthwiseWeight: Tensor,
-    readonly depthwiseBias: Tensor,
-    readonly channelwise0: Linear,
-    readonly channelwise2: GlobalResponseNorm,
-    readonly channelwise4: Linear,
-  ) {}
-
+export class ResBlockStageB extends ResBlockBase {
   static async load(scope: WeightScope, c: number, cSkip: number, kernelSize: number): Promise<ResBlockStageB> {
-    const depthwise = scope.pp('depthwise');
-    const channelwise = scope.pp('channelwise');
-    return new ResBlockStageB(
-      scope.prefix,
-      kernelSize,
-      await loadTapMajorConvWeight(depthwise, [c, 1, kernelSize, kernelSize]),
-      await depthwise.tensor('bias', [c]),
-      await Linear.load(channelwise.pp(0), c + cSkip, c * 4),
-      await GlobalResponseNorm.load(channelwise.pp(2), c * 4),
-      await Linear.load(channelwise.pp(4), c * 4, c),
-    );
+    return new ResBlockStageB(...(await ResBlockBase.loadArgs(scope, c, c + cSkip, kernelSize)));
   }
 
   /** `x` NHWC [B, H, W, c]; `xSkip` NHWC [B, H, W, c_skip] when the block was built with c_skip > 0. */
   forward(rt: Runtime, x: Tensor, xSkip: Tensor | undefined, capture?: Capture): Tensor {
-    const p = this.path;
-    const c = x.shape[3];
-    const depthwise = conv2d(rt, x, this.depthwiseWeight, this.depthwiseBias, {
-      padding: Math.floor(this.kernelSize / 2),
-      groups: c,
-    });
-    capture?.record(`${p}.depthwise`, depthwise, 'nhwc');
-    let h = this.norm.forward(rt, depthwise);
-    capture?.record(`${p}.norm`, h, 'nhwc');
+    let h = this.depthwiseNorm(rt, x, capture);
     if (xSkip) {
-      capture?.recordInput(p, 'x_skip', xSkip, 'nhwc');
+      capture?.recordInput(this.path, 'x_skip', xSkip, 'nhwc');
       h = concatChannels(rt, [h, xSkip]);
     }
-    const hidden = linearAct(rt, h, this.channelwise0, 'gelu', capture, `${p}.channelwise.0`, `${p}.channelwise.1`);
-    const grn = this.channelwise2.forward(rt, hidden);
-    capture?.record(`${p}.channelwise.2`, grn);
-    const out = linearResidual(rt, grn, this.channelwise4, x, capture, `${p}.channelwise.4`);
-    capture?.record(p, out, 'nhwc');
-    return out;
-  }
-
-  parameters(): Tensor[] {
-    return [
-      this.depthwiseWeight,
-      this.depthwiseBias,
-      ...this.channelwise0.parameters(),
-      ...this.channelwise2.parameters(),
-      ...this.channelwise4.parameters(),
-    ];
+    return this.channelwiseResidual(rt, h, x, capture);
   }
 }
 
@@ -300,15 +251,6 @@ class EffnetResizer {
 /** The noise prediction's `(x_in − a) / (sigmoid(b)·(1 − 2·eps) + eps)` as the pipelines call it (eps default). */
 const OUTPUT_EPS = 1e-3;
 
-export interface DiffNeXtLoadOptions {
-  /** Device dtype of the weights (f16: f16 storage, f32 accumulation). */
-  dtype?: DType;
-  /** Check keys and shapes only (see WeightLoader). */
-  dryRun?: boolean;
-  /** Called after each tensor is loaded (see WeightLoaderOptions). */
-  onProgress?: LoadProgressCallback;
-}
-
 export class WuerstchenDiffNeXt {
   readonly seqNorm = new WuerstchenLayerNorm(1e-6);
   readonly embeddingNorm = new WuerstchenLayerNorm(1e-6);
@@ -331,7 +273,7 @@ export class WuerstchenDiffNeXt {
   ) {}
 
   /** Loads `<dir>/config.json` and `<dir>/diffusion_pytorch_model.safetensors` (a diffusers `decoder/` folder). */
-  static fromPretrained(rt: Runtime, dir: string, options: DiffNeXtLoadOptions = {}): Promise<WuerstchenDiffNeXt> {
+  static fromPretrained(rt: Runtime, dir: string, options: PretrainedLoadOptions = {}): Promise<WuerstchenDiffNeXt> {
     return loadPretrainedFolder(dir, 'diffusion_pytorch_model.safetensors', parseWuerstchenDiffNeXtConfig, (reader, file, config) =>
       WuerstchenDiffNeXt.fromReader(rt, reader, file, config, options),
     );
@@ -343,10 +285,9 @@ export class WuerstchenDiffNeXt {
     reader: TensorReader,
     file: string,
     config: WuerstchenDiffNeXtConfig,
-    { dtype = 'f32', dryRun = false, onProgress }: DiffNeXtLoadOptions = {},
+    options: PretrainedLoadOptions = {},
   ): Promise<WuerstchenDiffNeXt> {
-    const loader = new WeightLoader(rt, reader, file, dtype, { dryRun, onProgress });
-    return loader.build(() => WuerstchenDiffNeXt.load(rt, loader.root(), config));
+    return loadFromReader(rt, reader, file, options, (root) => WuerstchenDiffNeXt.load(rt, root, config));
   }
 
   private static async load(rt: Runtime, root: WeightScope, config: WuerstchenDiffNeXtConfig): Promise<WuerstchenDiffNeXt> {

@@ -1,10 +1,10 @@
 // Mirrors diffusers v0.21.0 src/diffusers/pipelines/wuerstchen/modeling_wuerstchen_prior.py
 // (WuerstchenPrior, Stage C): text-conditioned denoiser of the 16-channel image-embedding latents.
-import { loadPretrainedFolder } from '../../nn/pretrained.js';
+import { loadFromReader, loadPretrainedFolder, type PretrainedLoadOptions } from '../../nn/pretrained.js';
 import type { TensorReader } from '../../io/safetensors.js';
 import { describe } from '../../io/safetensors_format.js';
 import type { Capture } from '../../nn/capture.js';
-import { WeightLoader, type LoadProgressCallback, type WeightScope } from '../../nn/weight_scope.js';
+import type { WeightScope } from '../../nn/weight_scope.js';
 import { nchwToNhwc } from '../../ops/shuffle.js';
 import { priorOutput } from '../../ops/prior_output.js';
 import type { Runtime } from '../../runtime/device.js';
@@ -59,15 +59,6 @@ export function parseWuerstchenPriorConfig(text: string, source: string): Wuerst
   return config;
 }
 
-export interface PriorLoadOptions {
-  /** Device dtype of the weights (f16: f16 storage, f32 accumulation). */
-  dtype?: DType;
-  /** Check keys and shapes only (see WeightLoader). */
-  dryRun?: boolean;
-  /** Called after each tensor is loaded (see WeightLoaderOptions). */
-  onProgress?: LoadProgressCallback;
-}
-
 type Block = ResBlock | TimestepBlock | AttnBlock;
 
 export class WuerstchenPrior {
@@ -85,7 +76,7 @@ export class WuerstchenPrior {
   ) {}
 
   /** Loads `<dir>/config.json` and `<dir>/diffusion_pytorch_model.safetensors` (a diffusers `prior/` folder). */
-  static fromPretrained(rt: Runtime, dir: string, options: PriorLoadOptions = {}): Promise<WuerstchenPrior> {
+  static fromPretrained(rt: Runtime, dir: string, options: PretrainedLoadOptions = {}): Promise<WuerstchenPrior> {
     return loadPretrainedFolder(dir, 'diffusion_pytorch_model.safetensors', parseWuerstchenPriorConfig, (reader, file, config) =>
       WuerstchenPrior.fromReader(rt, reader, file, config, options),
     );
@@ -97,10 +88,9 @@ export class WuerstchenPrior {
     reader: TensorReader,
     file: string,
     config: WuerstchenPriorConfig,
-    { dtype = 'f32', dryRun = false, onProgress }: PriorLoadOptions = {},
+    options: PretrainedLoadOptions = {},
   ): Promise<WuerstchenPrior> {
-    const loader = new WeightLoader(rt, reader, file, dtype, { dryRun, onProgress });
-    return loader.build(() => WuerstchenPrior.load(rt, loader.root(), config));
+    return loadFromReader(rt, reader, file, options, (root) => WuerstchenPrior.load(rt, root, config));
   }
 
   private static async load(rt: Runtime, root: WeightScope, config: WuerstchenPriorConfig): Promise<WuerstchenPrior> {
