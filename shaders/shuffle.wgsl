@@ -1,5 +1,5 @@
 // Strided gather of up to 6 dimensions: out is contiguous with shape dims[0..6] and element
-// (i0, .., i5) reads x[Σ i_d · in_strides[d]]. Pixel shuffle/unshuffle (NCHW or NHWC) and layout
+// (i0, .., i5) reads x[Σ i_d · in_strides[d]], or is 0 where i[zero_dim] >= zero_from (padding). Pixel shuffle/unshuffle (NCHW or NHWC) and layout
 // permutes are all this one index map; they move bytes and compute nothing, so T is copied as is.
 
 struct Params {
@@ -15,6 +15,8 @@ struct Params {
   stride3: u32,
   stride4: u32,
   stride5: u32,
+  zero_dim: u32,
+  zero_from: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -38,6 +40,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   rest /= params.dim2;
   let i1 = rest % params.dim1;
   let i0 = rest / params.dim1;
+  let index = array<u32, 6>(i0, i1, i2, i3, i4, i5);
+  if (index[params.zero_dim] >= params.zero_from) {
+    out[i] = T(0.0);
+    return;
+  }
   out[i] = x[i0 * params.stride0 + i1 * params.stride1 + i2 * params.stride2 + i3 * params.stride3 +
              i4 * params.stride4 + i5 * params.stride5];
 }

@@ -1,7 +1,8 @@
 // Softmax over the last dimension of a [rows, cols] tensor, as torch's CPU kernel computes it:
 // exp(x − max) · (1 / Σ exp(x − max)), in f32. Same row tiling as layer_norm.wgsl: TPR invocations
 // per row, RPW rows per workgroup. −inf entries (masked scores) get weight 0; a row must hold at
-// least one finite value. Columns from `valid_cols` on are left out and written as 0.
+// least one finite value. The output rows may be longer (out_cols): the extra columns are zeros,
+// padding for a GEMM that reads 4 columns at a time.
 //
 // As attention scores (rows are queries of consecutive [queries_per_matrix, cols] matrices, one per
 // batch entry and head) the flags CAUSAL (key > query) and PADDING_MASK (keep[b, key] != 1) mask
@@ -12,7 +13,7 @@
 struct Params {
   rows: u32,
   cols: u32,
-  valid_cols: u32,
+  out_cols: u32,
   queries_per_matrix: u32,
   // Query index of each matrix's first row (a window of a longer query sequence).
   first_query: u32,
@@ -40,7 +41,7 @@ fn score(base: u32, row: u32, c: u32) -> f32 {
 #endif
 #if PADDING_MASK
   let b = row / params.queries_per_matrix / params.heads;
-  level += select(0.0, 1.0, f32(keep[b * params.valid_cols + c]) != 1.0);
+  level += select(0.0, 1.0, f32(keep[b * params.cols + c]) != 1.0);
 #endif
   return select(f32(x[base + c]), -MASKED * level, level > 0.0);
 }
@@ -53,13 +54,13 @@ fn main(
 ) {
   let row = (wid.x + wid.y * nwg.x) * RPW + lid / TPR;
   let lane = lid % TPR;
-  let valid_cols = params.valid_cols;
+  let cols = params.cols;
   let valid = row < params.rows;
-  let base = row * params.cols;
+  let base = row * cols;
 
   var m = LOWEST;
   if (valid) {
-    for (var c = lane; c < valid_cols; c += TPR) {
+    for (var c = lane; c < cols; c += TPR) {
       m = max(m, score(base, row, c));
     }
   }
@@ -67,7 +68,7 @@ fn main(
 
   var sum = 0.0;
   if (valid) {
-    for (var c = lane; c < valid_cols; c += TPR) {
+    for (var c = lane; c < cols; c += TPR) {
       sum += exp(score(base, row, c) - m);
     }
   }
@@ -76,11 +77,11 @@ fn main(
   if (!valid) {
     return;
   }
-  for (var c = lane; c < params.cols; c += TPR) {
+  for (var c = lane; c < params.out_cols; c += TPR) {
     var p = 0.0;
-    if (c < valid_cols) {
+    if (c < cols) {
       p = exp(score(base, row, c) - m) * inv_sum;
     }
-    out[base + c] = T(p);
+    out[row * params.out_cols + c] = T(p);
   }
 }

@@ -208,8 +208,8 @@ describe('attention at Stage B size: gemm, scores in windows', () => {
     const q = seeded(batch * lq * channels, 11, 4);
     const k = seeded(batch * lk * channels, 12);
     const v = seeded(batch * lk * channels, 13);
-    const rows = [0, 1, 121, 122, 123, 447, 510, 1000, 1023];
-    const windowBytes = 4 * 2 ** 20; // 122 queries of 2 heads × 4173 f32 scores: 9 windows
+    const rows = [0, 1, 124, 125, 126, 447, 510, 1000, 1023];
+    const windowBytes = 4 * 2 ** 20; // 125 queries of 2 heads × 4176 (padded) f32 scores: 9 windows
     const got = await rt.scope(async () => {
       const tq = rt.upload(q, [batch, lq, channels]);
       const tk = rt.upload(k, [batch, lk, channels]);
@@ -353,11 +353,11 @@ describe('attention variants against the f64 host reference (torch mask arithmet
     });
   });
 
-  // The gemm kernel in windows of 8 queries (3 heads × 29 keys × 4 bytes per query of a batch
-  // entry): the causal mask must follow each window's first query.
+  // The gemm kernel in windows of 8 queries (3 heads × 32 keys, 29 padded to 4, × 4 bytes per
+  // query of a batch entry): the causal mask must follow each window's first query.
   maskings.forEach(({ label, masks }) => {
     it(`${label}, gemm in windows of 8 queries`, async () => {
-      const options = { heads, causal: masks.causal, kernel: 'gemm' as const, scoreWindowBytes: 8 * batch * heads * lk * 4 };
+      const options = { heads, causal: masks.causal, kernel: 'gemm' as const, scoreWindowBytes: 8 * batch * heads * 32 * 4 };
       const got = await runAttention({ ...base, keep: masks.keep }, 'f32', options);
       expectClose(got, hostAttention(base.q, base.k, base.v, dims, masks), F32, label);
     });

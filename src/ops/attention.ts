@@ -46,14 +46,15 @@ export type AttentionKernel = 'flash' | 'gemm';
 export const SCORE_WINDOW_BYTES = 64 * 2 ** 20;
 
 /**
- * The score tensor [B·H, window, Lk] the 'gemm' kernel allocates per window of queries (its
- * probabilities take another of the same shape); activation estimates use it too.
+ * The largest tensor of the 'gemm' kernel, per window of queries: probabilities [B·H, window, Lk
+ * padded to a multiple of 4] (the window's scores take Lk columns). Activation estimates use it too.
  */
 export function scoreWindowShape(
   batch: number, heads: number, lq: number, lk: number, bytesPerScore: number, windowBytes = SCORE_WINDOW_BYTES,
 ): [number, number, number] {
-  const window = Math.max(1, Math.min(lq, Math.floor(windowBytes / (batch * heads * lk * bytesPerScore))));
-  return [batch * heads, window, lk];
+  const lk4 = Math.ceil(lk / 4) * 4;
+  const window = Math.max(1, Math.min(lq, Math.floor(windowBytes / (batch * heads * lk4 * bytesPerScore))));
+  return [batch * heads, window, lk4];
 }
 
 // Measured on an H100 (Dawn, Vulkan) at Stage B's 2 × 10 heads × 4096 queries × 4173 keys: 64×16
@@ -167,22 +168,30 @@ interface GemmAttention {
   windowBytes: number;
 }
 
-/** The 'gemm' kernel: heads split out as [B·H, L, D] so each product is one batched GEMM. */
+/**
+ * The 'gemm' kernel: heads split out as [B·H, L, D] so each product is one batched GEMM. Values
+ * and probabilities are padded with zeros to a multiple of 4 keys, so P·V reads 4 keys at a time.
+ */
 function attentionByGemm(rt: Runtime, q: Tensor, k: Tensor, v: Tensor, { heads, scale, causal, mask, windowBytes }: GemmAttention): Tensor {
   const [batch, lq, channels] = q.shape;
   const lk = k.shape[1];
+  const [, window, lk4] = scoreWindowShape(batch, heads, lq, lk, bytesPerElement(q.dtype), windowBytes);
   const headDim = channels / heads;
-  const splitHeads = (t: Tensor, tokens: number) =>
-    permute(rt, t.reshape([batch, tokens, heads, headDim]), [0, 2, 1, 3]).reshape([batch * heads, tokens, headDim]);
+  const splitHeads = (t: Tensor, tokens: number, padded = tokens) =>
+    permute(rt, t.reshape([batch, tokens, heads, headDim]), [0, 2, 1, 3], { dim: 2, size: padded }).reshape([
+      batch * heads,
+      padded,
+      headDim,
+    ]);
   const qh = splitHeads(q, lq);
   const kh = splitHeads(k, lk);
-  const vh = splitHeads(v, lk);
+  const vh = splitHeads(v, lk, lk4);
   const oh = rt.empty([batch * heads, lq, headDim], q.dtype, 'attention.heads');
-  const [, window] = scoreWindowShape(batch, heads, lq, lk, bytesPerElement(q.dtype), windowBytes);
   for (let start = 0; start < lq; start += window) {
     const count = Math.min(window, lq - start);
     const scores = matmul(rt, qh, kh, { transposeB: true, alpha: scale, aRows: { start, count } });
     const probs = softmax(rt, scores, {
+      outCols: lk4,
       masks: causal || mask ? { heads, queriesPerMatrix: count, firstQuery: start, causal, keyPaddingMask: mask } : undefined,
     });
     scores.dispose();

@@ -16,11 +16,19 @@ export interface ShuffleOptions {
   layout?: Layout;
 }
 
+/** Output elements whose index along `dim` (of the gather's dims) is `from` or more are zeros. */
+interface ZeroPadding {
+  dim: number;
+  from: number;
+}
+
 /**
  * Copies `x` into a new contiguous tensor of `outShape` whose element at multi-index i over `dims`
- * (row-major, `dims` multiply to the output size) is x[Σ i_d · strides[d]].
+ * (row-major, `dims` multiply to the output size) is x[Σ i_d · strides[d]], or 0 under `zeros`.
  */
-function gather(rt: Runtime, x: Tensor, outShape: readonly number[], dims: number[], strides: number[], label: string): Tensor {
+function gather(
+  rt: Runtime, x: Tensor, outShape: readonly number[], dims: number[], strides: number[], label: string, zeros?: ZeroPadding,
+): Tensor {
   const pad = GATHER_DIMS - dims.length;
   const d = [...Array<number>(pad).fill(1), ...dims];
   const s = [...Array<number>(pad).fill(0), ...strides];
@@ -28,7 +36,10 @@ function gather(rt: Runtime, x: Tensor, outShape: readonly number[], dims: numbe
   rt.dispatch({
     kernel: { shader: 'shuffle.wgsl', consts: { WG }, dtypes: { T: x.dtype } },
     label,
-    params: new Params().u32(out.size, d[1], d[2], d[3], d[4], d[5], ...s).data(),
+    params: new Params()
+      .u32(out.size, d[1], d[2], d[3], d[4], d[5], ...s)
+      .u32(zeros ? zeros.dim + pad : 0, zeros ? zeros.from : 0xffffffff)
+      .data(),
     inputs: [x],
     outputs: [out],
     workgroups: rt.grid(out.size, WG),
@@ -86,13 +97,21 @@ export function nhwcToNchw(rt: Runtime, x: Tensor): Tensor {
   return gather(rt, x, [b, c, h, w], [b, c, h, w], [h * w * c, 1, w * c, c], 'nhwc_to_nchw');
 }
 
-/** torch's `x.permute(order).contiguous()` for up to 6 dimensions. */
-export function permute(rt: Runtime, x: Tensor, order: readonly number[]): Tensor {
+/**
+ * torch's `x.permute(order).contiguous()` for up to 6 dimensions; with `padTo`, output dim `dim`
+ * is `size` long, zeros past the input's extent.
+ */
+export function permute(rt: Runtime, x: Tensor, order: readonly number[], padTo?: { dim: number; size: number }): Tensor {
   const rank = x.shape.length;
   if (rank > GATHER_DIMS || order.length !== rank || [...order].sort((p, q) => p - q).some((d, i) => d !== i)) {
     throw new Error(`permute: order [${order.join(', ')}] is not a permutation of the ${rank} dims of [${x.shape.join(', ')}]`);
   }
   const strides = x.shape.map((_, d) => x.shape.slice(d + 1).reduce((p, n) => p * n, 1));
   const dims = order.map((d) => x.shape[d]);
-  return gather(rt, x, dims, dims, order.map((d) => strides[d]), 'permute');
+  if (padTo && !(Number.isInteger(padTo.dim) && padTo.dim >= 0 && padTo.dim < rank && padTo.size >= dims[padTo.dim])) {
+    throw new Error(`permute: cannot pad output dim ${padTo.dim} of [${dims.join(', ')}] to ${padTo.size}`);
+  }
+  const outDims = dims.map((n, d) => (padTo && d === padTo.dim ? padTo.size : n));
+  const zeros = padTo && { dim: padTo.dim, from: dims[padTo.dim] };
+  return gather(rt, x, outDims, outDims, order.map((d) => strides[d]), 'permute', zeros);
 }
