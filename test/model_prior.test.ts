@@ -150,7 +150,7 @@ describe('WuerstchenPrior (tiny) vs io/prior.safetensors', () => {
       const c = rt.upload(new Float32Array(2 * 77 * 32).fill(0.1), [2, 77, 32]);
       try {
         await rt.sync();
-        rt.pool.trim();
+        rt.trim();
         const before = rt.pool.stats();
         const out = await prior.forward(x, new Float32Array([0.3, 0.7]), c);
         await rt.read(out);

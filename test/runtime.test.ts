@@ -75,7 +75,7 @@ describe('runtime on the WebGPU adapter', () => {
   it('hands a released buffer to the next GPU write at once, and submits before a host write to it', async () => {
     const rt = await getRuntime();
     rt.flush();
-    rt.pool.trim(); // no submitted free buffers to hand out first
+    rt.trim(); // no submitted free buffers to hand out first
     const x = rt.upload([1, 2, 3, 4], [4]);
     const doubled = add(rt, x, x); // recorded, not submitted
     const buffer = x.buffer;

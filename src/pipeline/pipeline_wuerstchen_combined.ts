@@ -137,8 +137,7 @@ export class WuerstchenPipeline {
     if (!this.lowMemory) return;
     this[stage]?.dispose();
     this[stage] = null;
-    this.rt.flush();
-    this.rt.pool.trim();
+    this.rt.trim();
   }
 
   /**

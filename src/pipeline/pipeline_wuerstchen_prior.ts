@@ -107,15 +107,28 @@ export async function denoise(
   const steps = timesteps.length - 1;
   const { dump } = options;
   let i = 0;
+  const modelInput = (ratio: Float32Array) => ({
+    x: cast(rt, guidance ? gatherBatch(rt, latents, [...Array(batch).keys(), ...Array(batch).keys()]) : latents, modelDType),
+    r: guidance ? Float32Array.from([...ratio, ...ratio]) : ratio,
+  });
   try {
     if (dump) await dump.device(`${stage}.initial_noise`, latents);
+    // Every kernel of a step compiled at once, in parallel, instead of one by one as it is first used.
+    if (steps > 0) {
+      await rt.precompile(() => {
+        const { x, r } = modelInput(new Float32Array(batch).fill(timesteps[0]));
+        return model(x, r);
+      });
+    }
     for (; i < steps; i++) {
       options.signal?.throwIfAborted();
+      // Each step starts a batch, so it records the same dispatches, buffers and uniform slots as
+      // the step before it and reuses that step's bind groups (see Recorder).
+      rt.flush();
       const ratio = new Float32Array(batch).fill(timesteps[i]);
       const name = `${stage}.${stepName(i)}`;
       const next = await rt.scope(async () => {
-        const x = cast(rt, guidance ? gatherBatch(rt, latents, [...Array(batch).keys(), ...Array(batch).keys()]) : latents, modelDType);
-        const r = guidance ? Float32Array.from([...ratio, ...ratio]) : ratio;
+        const { x, r } = modelInput(ratio);
         const raw = await model(x, r);
         let predicted = raw;
         if (guidance) {

@@ -37,6 +37,8 @@ export class BufferPool {
   private readonly recycled = new Map<number, GPUBuffer[]>();
   private readonly handedOutUnsubmitted = new Set<GPUBuffer>();
   private readonly sizes = new WeakMap<GPUBuffer, number>();
+  /** Creation order, by which free buffers are handed out after each submit. */
+  private readonly serials = new WeakMap<GPUBuffer, number>();
   private stats_ = { created: 0, reused: 0, live: 0, bytesAllocated: 0, peakBytesAllocated: 0 };
 
   constructor(
@@ -63,6 +65,7 @@ export class BufferPool {
     const buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE, label });
     this.onAllocate(label, size, this.device.popErrorScope());
     this.sizes.set(buffer, size);
+    this.serials.set(buffer, this.stats_.created);
     this.stats_.created++;
     this.stats_.bytesAllocated += size;
     this.stats_.peakBytesAllocated = Math.max(this.stats_.peakBytesAllocated, this.stats_.bytesAllocated);
@@ -82,12 +85,17 @@ export class BufferPool {
     return this.handedOutUnsubmitted.has(buffer);
   }
 
-  /** Called after a queue submit: every released buffer is now safe for host writes too. */
+  /**
+   * Called after a queue submit: every released buffer is now safe for host writes too. Free
+   * buffers are then handed out in a fixed order (newest first), whatever order they were released
+   * in, so work that repeats after a submit (a denoising step) gets the same buffers each time.
+   */
   onSubmitted(): void {
     for (const [size, buffers] of this.recycled) {
       let list = this.free.get(size);
       if (!list) this.free.set(size, (list = []));
       list.push(...buffers);
+      list.sort((a, b) => this.serials.get(a)! - this.serials.get(b)!);
     }
     this.recycled.clear();
     this.handedOutUnsubmitted.clear();

@@ -59,6 +59,8 @@ export class Runtime implements TensorOwner {
   readonly hasSubgroups: boolean;
 
   private scopes: Set<Tensor>[] = [];
+  /** Set while `precompile` collects the kernels a piece of work would dispatch. */
+  private collecting: Map<string, KernelSpec> | null = null;
   private firstError: GpuError | DeviceLostError | null = null;
   /** Seconds of GPU time per unit of recorded work, learned from earlier waits. */
   private secondsPerWork = 0;
@@ -218,6 +220,10 @@ export class Runtime implements TensorOwner {
 
   dispatch(spec: DispatchSpec): void {
     this.checkErrors(spec.label);
+    if (this.collecting) {
+      this.collecting.set(KernelRegistry.key(spec.kernel), spec.kernel);
+      return;
+    }
     const pipeline = this.kernels.get(spec.kernel);
     this.recorder.dispatch({
       pipeline,
@@ -227,6 +233,36 @@ export class Runtime implements TensorOwner {
       label: spec.label,
       work: spec.work ?? spec.outputs.reduce((s, t) => s + t.size, 0),
     });
+  }
+
+  /**
+   * Compiles, all at once and off the main thread (`createComputePipelineAsync`), every kernel
+   * variant `record` would dispatch that is not compiled yet: `record` runs with its dispatches
+   * collected instead of recorded (it must not read back), and whatever tensors it creates are
+   * freed. A model's first forward then waits for no compilation. Returns how many were compiled.
+   */
+  async precompile(record: () => unknown): Promise<number> {
+    if (this.collecting) throw new Error('precompile: already collecting kernels');
+    const collected = new Map<string, KernelSpec>();
+    this.collecting = collected;
+    try {
+      const made = new Set<Tensor>();
+      collectTensors(await this.scope(record), made);
+      for (const t of made) t.dispose();
+    } finally {
+      this.collecting = null;
+    }
+    const missing = [...collected.values()].filter((spec) => !this.kernels.has(spec));
+    await Promise.all(missing.map((spec) => this.kernels.prepare(spec)));
+    this.checkErrors('precompile');
+    return missing.length;
+  }
+
+  /** Destroys the pool's free buffers (after a pipeline stage is unloaded, say). */
+  trim(): void {
+    this.flush();
+    this.recorder.forgetBindGroups();
+    this.pool.trim();
   }
 
   /** Workgroup grid for `n` items of `perGroup` each; spills into y past the 65535 limit. */
@@ -274,6 +310,7 @@ export class Runtime implements TensorOwner {
 
   /** Reads raw bytes of tensors back in one submit. */
   private async readBytes(tensors: readonly Tensor[]): Promise<Uint8Array[]> {
+    if (this.collecting) throw new Error('precompile: the recorded work must not read tensors back');
     this.checkErrors();
     const sizes = tensors.map((t) => Math.ceil(t.byteSize / 4) * 4);
     const total = sizes.reduce((a, b) => a + b, 0);

@@ -65,6 +65,10 @@ export class KernelRegistry {
     this.cache.set(key, pipeline);
   }
 
+  has(spec: KernelSpec): boolean {
+    return this.cache.has(KernelRegistry.key(spec));
+  }
+
   get size(): number {
     return this.cache.size;
   }
