@@ -81,21 +81,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 #endif
 
 #if GRN_APPLY
-@group(0) @binding(1) var<storage, read> x: array<T>;
-@group(0) @binding(2) var<storage, read> scale: array<f32>;
-@group(0) @binding(3) var<storage, read> gamma: array<W>;
-@group(0) @binding(4) var<storage, read> beta: array<W>;
-@group(0) @binding(5) var<storage, read_write> out: array<T>;
+// VEC4: four channels per invocation (channels % 4 == 0), 4× fewer index divisions.
+#if VEC4
+alias V = vec4<T>;
+alias VW = vec4<W>;
+alias F = vec4<f32>;
+const LANES_PER_ITEM = 4u;
+#else
+alias V = T;
+alias VW = W;
+alias F = f32;
+const LANES_PER_ITEM = 1u;
+#endif
+
+@group(0) @binding(1) var<storage, read> x: array<V>;
+@group(0) @binding(2) var<storage, read> scale: array<F>;
+@group(0) @binding(3) var<storage, read> gamma: array<VW>;
+@group(0) @binding(4) var<storage, read> beta: array<VW>;
+@group(0) @binding(5) var<storage, read_write> out: array<V>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= params.n) {
+  let items_per_row = params.channels / LANES_PER_ITEM;
+  if (i >= params.n / LANES_PER_ITEM) {
     return;
   }
-  let c = i % params.channels;
-  let b = i / (params.hw * params.channels);
-  let v = f32(x[i]);
-  out[i] = T(f32(gamma[c]) * (v * scale[b * params.channels + c]) + f32(beta[c]) + v);
+  let c = i % items_per_row;
+  let b = i / (params.hw * items_per_row);
+  let v = F(x[i]);
+  out[i] = V(F(gamma[c]) * (v * scale[b * items_per_row + c]) + F(beta[c]) + v);
 }
 #endif

@@ -1,6 +1,15 @@
 // TimestepBlock's modulation out = x · (1 + a) + b over an NHWC tensor x [B, H·W, C], where a and
 // b are the two halves of the mapper output ab [B, 2C] (torch's `chunk(2, dim=1)`), broadcast over
-// the positions of their batch entry. f32 arithmetic with torch's three roundings.
+// the positions of their batch entry. f32 arithmetic with torch's three roundings. VEC4: four
+// channels per invocation (channels % 4 == 0), 4× fewer index divisions; params count items.
+
+#if VEC4
+alias V = vec4<T>;
+alias F = vec4<f32>;
+#else
+alias V = T;
+alias F = f32;
+#endif
 
 struct Params {
   n: u32,
@@ -9,9 +18,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<T>;
-@group(0) @binding(2) var<storage, read> ab: array<T>;
-@group(0) @binding(3) var<storage, read_write> out: array<T>;
+@group(0) @binding(1) var<storage, read> x: array<V>;
+@group(0) @binding(2) var<storage, read> ab: array<V>;
+@group(0) @binding(3) var<storage, read_write> out: array<V>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -20,7 +29,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     return;
   }
   let row = (i / params.per_batch) * 2u * params.channels + i % params.channels;
-  let scale = 1.0 + f32(ab[row]);
-  let scaled = f32(x[i]) * scale;
-  out[i] = T(scaled + f32(ab[row + params.channels]));
+  let scale = 1.0 + F(ab[row]);
+  let scaled = F(x[i]) * scale;
+  out[i] = V(scaled + F(ab[row + params.channels]));
 }

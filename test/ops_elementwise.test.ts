@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { affine, chunkChannels, concatChannels, lerp } from '../src/ops/elementwise.js';
+import { affine, binary, chunkChannels, concatChannels, lerp, type BinaryOp } from '../src/ops/elementwise.js';
 import { fmaF32 } from '../src/pipeline/avx_mathfun.js';
 import type { DType } from '../src/runtime/dtype.js';
 import { expectClose } from './helpers/compare.js';
@@ -58,6 +58,34 @@ describe('lerp (classifier-free guidance)', () => {
     a.dispose();
     b.dispose();
   });
+});
+
+describe('add / mul / sub, with a trailing-block broadcast, exact on dyadic values', () => {
+  const host: Record<BinaryOp, (x: number, y: number) => number> = { add: (x, y) => x + y, mul: (x, y) => x * y, sub: (x, y) => x - y };
+  // [2, 3, 8] against itself and a per-channel [8] (4 elements per invocation); [3, 5, 7] against
+  // [7] and [5, 7] (one per invocation).
+  const cases = [
+    { shape: [2, 3, 8], bShape: [2, 3, 8] },
+    { shape: [2, 3, 8], bShape: [8] },
+    { shape: [3, 5, 7], bShape: [7] },
+    { shape: [3, 5, 7], bShape: [5, 7] },
+    { shape: [3, 5, 7], bShape: [3, 5, 7] },
+  ];
+  for (const op of ['add', 'mul', 'sub'] as const) {
+    for (const { shape, bShape } of cases) {
+      it(`${op} [${shape.join(', ')}] with [${bShape.join(', ')}]`, async () => {
+        const rt = await getRuntime();
+        const n = shape.reduce((p, d) => p * d, 1);
+        const period = bShape.reduce((p, d) => p * d, 1);
+        const [x, y] = [range(n, 0.25), range(period, 0.5).map((v) => v + 0.125)];
+        const [a, b] = [rt.upload(x, shape), rt.upload(y, bShape)];
+        const out = binary(rt, op, a, b);
+        expect(out.shape).toEqual(shape);
+        expect(Array.from(await rt.read(out))).toEqual(Array.from(x, (v, i) => host[op](v, y[i % period])));
+        for (const t of [a, b, out]) t.dispose();
+      });
+    }
+  }
 });
 
 describe('affine x·scale[c] + shift[c]', () => {

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../src/io/safetensors.js';
-import { nchwToNhwc, nhwcToNchw, pixelShuffle, pixelUnshuffle, type Layout } from '../src/ops/shuffle.js';
+import { nchwToNhwc, nhwcToNchw, permute, pixelShuffle, pixelUnshuffle, type Layout } from '../src/ops/shuffle.js';
 import { openFileSource } from '../src/platform/file.js';
 import type { Runtime } from '../src/runtime/device.js';
 import { f16BitsToF32Array, f32ArrayToF16Bits, type DType } from '../src/runtime/dtype.js';
@@ -83,6 +83,56 @@ describe('NCHW ↔ NHWC permutes (exact)', () => {
       for (const t of [x, nhwc, back]) t.dispose();
     });
   }
+});
+
+describe('permute against a host reference (exact)', () => {
+  /** x.permute(order).contiguous() on the host, the output's dim `padTo.dim` zero-padded to `padTo.size`. */
+  function hostPermute(x: Float32Array, shape: number[], order: number[], padTo?: { dim: number; size: number }): Float32Array {
+    const strides = shape.map((_, d) => shape.slice(d + 1).reduce((p, n) => p * n, 1));
+    const outShape = order.map((d, i) => (padTo?.dim === i ? padTo.size : shape[d]));
+    const out = new Float32Array(outShape.reduce((p, n) => p * n, 1));
+    for (let i = 0; i < out.length; i++) {
+      let rest = i;
+      let src = 0;
+      let padded = false;
+      for (let k = outShape.length - 1; k >= 0; k--) {
+        const index = rest % outShape[k];
+        rest = Math.floor(rest / outShape[k]);
+        if (index >= shape[order[k]]) padded = true;
+        src += index * strides[order[k]];
+      }
+      out[i] = padded ? 0 : x[src];
+    }
+    return out;
+  }
+
+  const cases: { shape: number[]; order: number[]; padTo?: { dim: number; size: number }; what: string }[] = [
+    { shape: [2, 5, 3, 8], order: [0, 2, 1, 3], what: 'heads split (innermost kept: 4 per invocation)' },
+    { shape: [2, 5, 3, 8], order: [0, 2, 1, 3], padTo: { dim: 2, size: 8 }, what: 'heads split, tokens zero-padded 5 → 8' },
+    { shape: [2, 3, 5, 6], order: [0, 2, 1, 3], what: 'innermost of 6 (one per invocation)' },
+    { shape: [2, 3, 4, 8], order: [3, 1, 0, 2], what: 'innermost moved' },
+  ];
+  for (const { shape, order, padTo, what } of cases) {
+    for (const dtype of ['f32', 'f16'] as const) {
+      it(`[${shape.join(', ')}] by [${order.join(', ')}]: ${what} (${dtype})`, async () => {
+        const rt = await getRuntime();
+        const x = Float32Array.from({ length: shape.reduce((p, n) => p * n, 1) }, (_, i) => i - 40);
+        const t = rt.upload(x, shape, dtype);
+        const out = permute(rt, t, order, padTo);
+        expect(out.shape).toEqual(order.map((d, i) => (padTo?.dim === i ? padTo.size : shape[d])));
+        expect(Array.from(await rt.read(out))).toEqual(Array.from(hostPermute(x, shape, order, padTo)));
+        for (const u of [t, out]) u.dispose();
+      });
+    }
+  }
+
+  it('rejects an order that is no permutation and padding below the extent', async () => {
+    const rt = await getRuntime();
+    const t = rt.upload(new Float32Array(24), [2, 3, 4]);
+    expect(() => permute(rt, t, [0, 0, 1])).toThrow('permute: order [0, 0, 1] is not a permutation of the 3 dims of [2, 3, 4]');
+    expect(() => permute(rt, t, [0, 2, 1], { dim: 1, size: 3 })).toThrow('permute: cannot pad output dim 1 of [2, 4, 3] to 3');
+    t.dispose();
+  });
 });
 
 describe('shuffle input checks', () => {

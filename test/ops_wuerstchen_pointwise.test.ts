@@ -55,7 +55,7 @@ describe('timestepModulate', () => {
     it(`${dtype} x [${shape.join(', ')}]`, async () => {
       const [batch, , , c] = shape;
       const round = dtype === 'f16' ? roundToF16 : (v: Float32Array) => v;
-      const x = round(pseudoNormal(shape.reduce((a, b) => a * b, 1), 11, 0, 2));
+      const x = round(pseudoNormal(shape.reduce((a: number, b: number) => a * b, 1), 11, 0, 2));
       const ab = round(pseudoNormal(batch * 2 * c, 12, 0, 0.5));
       const xT = rt.upload(x, shape, dtype);
       const abT = rt.upload(ab, [batch, 2 * c], dtype);

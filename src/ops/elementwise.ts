@@ -11,18 +11,17 @@ function elementwise(rt: Runtime, op: BinaryOp | 'lerp', a: Tensor, b: Tensor, l
     throw new Error(`${op}: cannot broadcast [${b.shape.join(', ')}] against [${a.shape.join(', ')}]`);
   }
   const result = out ?? rt.empty(a.shape, a.dtype, op);
+  const lanes = a.size % 4 === 0 && b.size % 4 === 0 ? 4 : 1;
+  const flags = [`OP_${op.toUpperCase()}`, ...(lanes === 4 ? ['VEC4'] : []), ...(b.size !== a.size ? ['BROADCAST'] : [])];
+  const items = a.size / lanes;
   rt.dispatch({
-    kernel: {
-      shader: 'elementwise.wgsl',
-      flags: [`OP_${op.toUpperCase()}`],
-      consts: { WG },
-      dtypes: { T: a.dtype },
-    },
+    kernel: { shader: 'elementwise.wgsl', flags, consts: { WG }, dtypes: { T: a.dtype } },
     label: op,
-    params: new Params().u32(a.size, b.size).f32(lerpWeight).data(),
+    params: new Params().u32(items, b.size / lanes).f32(lerpWeight).data(),
     inputs: [a, b],
     outputs: [result],
-    workgroups: rt.grid(a.size, WG),
+    workgroups: rt.grid(items, WG),
+    work: a.size,
   });
   return result;
 }
@@ -73,13 +72,18 @@ export function affine(rt: Runtime, x: Tensor, scale: Tensor, shift: Tensor): Te
 /** Copies channels [srcOffset, srcOffset + width) of every row of `src` to [dstOffset, ..) of `dst`. */
 function copyChannels(rt: Runtime, src: Tensor, srcOffset: number, dst: Tensor, dstOffset: number, width: number, label: string): void {
   const rows = src.size / channels(src);
+  const lanes = [width, channels(src), srcOffset, channels(dst), dstOffset].every((v) => v % 4 === 0) ? 4 : 1;
+  const items = (rows * width) / lanes;
   rt.dispatch({
-    kernel: { shader: 'channel_copy.wgsl', consts: { WG }, dtypes: { T: src.dtype } },
+    kernel: { shader: 'channel_copy.wgsl', flags: lanes === 4 ? ['VEC4'] : [], consts: { WG }, dtypes: { T: src.dtype } },
     label,
-    params: new Params().u32(rows * width, width, channels(src), srcOffset, channels(dst), dstOffset).data(),
+    params: new Params()
+      .u32(items, width / lanes, channels(src) / lanes, srcOffset / lanes, channels(dst) / lanes, dstOffset / lanes)
+      .data(),
     inputs: [src],
     outputs: [dst],
-    workgroups: rt.grid(rows * width, WG),
+    workgroups: rt.grid(items, WG),
+    work: rows * width,
   });
 }
 

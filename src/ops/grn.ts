@@ -45,15 +45,17 @@ export function globalResponseNorm(rt: Runtime, x: Tensor, gamma: Tensor, beta: 
     workgroups: [b],
   });
   const out = rt.empty(x.shape, x.dtype, 'grn');
+  const vec4 = c % 4 === 0;
   rt.dispatch({
-    kernel: { shader: 'grn.wgsl', flags: ['GRN_APPLY'], consts: { WG }, dtypes: { T: x.dtype, W: gamma.dtype } },
+    kernel: { shader: 'grn.wgsl', flags: ['GRN_APPLY', ...(vec4 ? ['VEC4'] : [])], consts: { WG }, dtypes: { T: x.dtype, W: gamma.dtype } },
     label: 'grn_apply',
     params,
     inputs: [x, scale, gamma, beta],
     outputs: [out],
-    workgroups: rt.grid(x.size, WG),
+    workgroups: rt.grid(x.size / (vec4 ? 4 : 1), WG),
+    work: x.size,
   });
-  // Safe right after recording: the pool hands buffers out again only after the submit.
+  // Safe right after recording: a later dispatch that reuses these buffers runs after this one.
   partial.dispose();
   scale.dispose();
   return out;

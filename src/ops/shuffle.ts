@@ -3,7 +3,7 @@
  * NCHW), the NCHW ↔ NHWC permutes and general permutes. Each is one strided gather (shaders/shuffle.wgsl).
  */
 import type { Runtime } from '../runtime/device.js';
-import type { Tensor } from '../runtime/tensor.js';
+import { numel, type Tensor } from '../runtime/tensor.js';
 import { Params } from '../runtime/uniform_arena.js';
 
 const WG = 256;
@@ -29,20 +29,29 @@ interface ZeroPadding {
 function gather(
   rt: Runtime, x: Tensor, outShape: readonly number[], dims: number[], strides: number[], label: string, zeros?: ZeroPadding,
 ): Tensor {
+  // Whole vec4s when the innermost dim is contiguous in x and a multiple of 4 long (and not padded).
+  const last = dims.length - 1;
+  const vec4 =
+    strides[last] === 1 && dims[last] % 4 === 0 && strides.every((st, d) => d === last || st % 4 === 0) && zeros?.dim !== last;
+  const lanes = vec4 ? 4 : 1;
+  const vDims = dims.map((n, d) => (d === last ? n / lanes : n));
+  const vStrides = strides.map((st, d) => (d === last ? st : st / lanes));
   const pad = GATHER_DIMS - dims.length;
-  const d = [...Array<number>(pad).fill(1), ...dims];
-  const s = [...Array<number>(pad).fill(0), ...strides];
+  const d = [...Array<number>(pad).fill(1), ...vDims];
+  const s = [...Array<number>(pad).fill(0), ...vStrides];
+  const items = numel(outShape) / lanes;
   const out = rt.empty(outShape, x.dtype, label);
   rt.dispatch({
-    kernel: { shader: 'shuffle.wgsl', consts: { WG }, dtypes: { T: x.dtype } },
+    kernel: { shader: 'shuffle.wgsl', flags: vec4 ? ['VEC4'] : [], consts: { WG }, dtypes: { T: x.dtype } },
     label,
     params: new Params()
-      .u32(out.size, d[1], d[2], d[3], d[4], d[5], ...s)
+      .u32(items, d[1], d[2], d[3], d[4], d[5], ...s)
       .u32(zeros ? zeros.dim + pad : 0, zeros ? zeros.from : 0xffffffff)
       .data(),
     inputs: [x],
     outputs: [out],
-    workgroups: rt.grid(out.size, WG),
+    workgroups: rt.grid(items, WG),
+    work: out.size,
   });
   return out;
 }

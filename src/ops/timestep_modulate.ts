@@ -16,13 +16,16 @@ export function timestepModulate(rt: Runtime, x: Tensor, ab: Tensor): Tensor {
   }
   if (ab.dtype !== x.dtype) throw new Error(`timestepModulate: ab is ${ab.dtype} but x is ${x.dtype}`);
   const out = rt.empty(x.shape, x.dtype, 'timestep_modulate');
+  const lanes = c % 4 === 0 ? 4 : 1;
+  const items = x.size / lanes;
   rt.dispatch({
-    kernel: { shader: 'timestep_modulate.wgsl', consts: { WG }, dtypes: { T: x.dtype } },
+    kernel: { shader: 'timestep_modulate.wgsl', flags: lanes === 4 ? ['VEC4'] : [], consts: { WG }, dtypes: { T: x.dtype } },
     label: 'timestep_modulate',
-    params: new Params().u32(x.size, c, x.size / batch).data(),
+    params: new Params().u32(items, c / lanes, items / batch).data(),
     inputs: [x, ab],
     outputs: [out],
-    workgroups: rt.grid(x.size, WG),
+    workgroups: rt.grid(items, WG),
+    work: x.size,
   });
   return out;
 }
