@@ -98,8 +98,9 @@ export function decoderActivations(
 }
 
 /**
- * Stage A decoding (or encoding) `batch` latents of lh × lw: the activations of each level, widest
- * where the resolution is highest, and the output projection. The MLP runs in bounded chunks.
+ * Stage A decoding `batch` latents of lh × lw: the activations of each level, widest where the
+ * resolution is highest, and the output projection. The MLP runs in bounded chunks, and the last
+ * level (after the last up-sampler) in bands of rows when its maps exceed a binding.
  */
 export function vqganActivations(config: PaellaVQConfig, batch: number, lh: number, lw: number, dtype: DType): ActivationNeed[] {
   const channels = channelLevels(config);
@@ -107,14 +108,16 @@ export function vqganActivations(config: PaellaVQConfig, batch: number, lh: numb
   const needs: ActivationNeed[] = channels.flatMap((c, i) => {
     const scale = 2 ** (levels - 1 - i);
     const [h, w] = [lh * scale, lw * scale];
+    const banded = i === 0 && levels > 1;
     return [
-      { where: `VQGAN level ${i}`, shape: [batch, h, w, c], dtype },
+      { where: `VQGAN level ${i}`, shape: [batch, h, w, c], dtype, chunked: banded },
       // The MLP's hidden layer runs in row chunks that stay within the binding limit.
       { where: `VQGAN level ${i} MLP`, shape: [batch, h, w, 4 * c], dtype, chunked: true },
     ];
   });
   const scale = 2 ** (levels - 1);
   const f2 = config.upDownScaleFactor ** 2;
+  // The output projection, as large as the image (which exists whole, banded or not).
   needs.push({ where: 'VQGAN output', shape: [batch, lh * scale, lw * scale, config.outChannels * f2], dtype });
   return needs;
 }

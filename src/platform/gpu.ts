@@ -21,6 +21,11 @@ export interface GpuOptions {
   f16?: boolean;
   /** Request `subgroups` when the adapter has it (default true). */
   subgroups?: boolean;
+  /**
+   * Request WebGPU's default limits (128 MiB per storage binding, 256 MiB per buffer, …) instead of
+   * the adapter's best: behaves as an adapter with small limits would.
+   */
+  defaultLimits?: boolean;
 }
 
 export interface GpuContext {
@@ -89,7 +94,7 @@ export async function requestGpu(options: GpuOptions = {}): Promise<GpuContext> 
   if (options.subgroups !== false && adapter.features.has('subgroups')) wanted.push('subgroups' as GPUFeatureName);
 
   const requiredLimits: Record<string, number> = {};
-  for (const name of MAX_LIMITS) {
+  for (const name of options.defaultLimits ? [] : MAX_LIMITS) {
     const value = adapter.limits[name];
     if (typeof value === 'number') requiredLimits[name] = value;
   }

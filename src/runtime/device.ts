@@ -181,6 +181,23 @@ export class Runtime implements TensorOwner {
     return out;
   }
 
+  /**
+   * Copies `byteCount` bytes from `src` at `srcByteOffset` into `dst` at `dstByteOffset`, recorded in
+   * order with the dispatches around it; offsets and count must be multiples of 4.
+   */
+  copyBytes(src: Tensor, srcByteOffset: number, dst: Tensor, dstByteOffset: number, byteCount: number): void {
+    src.assertAlive();
+    dst.assertAlive();
+    const fits = (t: Tensor, offset: number) => offset >= 0 && offset + byteCount <= t.byteSize;
+    if ([srcByteOffset, dstByteOffset, byteCount].some((v) => v % 4 !== 0) || !fits(src, srcByteOffset) || !fits(dst, dstByteOffset)) {
+      throw new Error(
+        `copyBytes: ${byteCount} bytes from ${src} at ${srcByteOffset} to ${dst} at ${dstByteOffset} ` +
+          `are out of range or not multiples of 4`,
+      );
+    }
+    this.recorder.copy(src.buffer, src.byteOffset + srcByteOffset, dst.buffer, dst.byteOffset + dstByteOffset, byteCount);
+  }
+
   /** Runs `fn`; tensors it creates are disposed at the end unless returned (or kept via `keep`). */
   async scope<T>(fn: () => Promise<T> | T): Promise<T> {
     const scope = new Set<Tensor>();

@@ -13,6 +13,7 @@ import { add, affine, mul } from '../../ops/elementwise.js';
 import { layerNorm } from '../../ops/layer_norm.js';
 import { linear } from '../../ops/matmul.js';
 import { replicationPad2d } from '../../ops/pad.js';
+import { rowsCopyable, sliceRows, writeRows } from '../../ops/row_bands.js';
 import { nchwToNhwc, nhwcToNchw, pixelShuffle, pixelUnshuffle } from '../../ops/shuffle.js';
 import { vectorQuantize } from '../../ops/vq.js';
 import type { Runtime } from '../../runtime/device.js';
@@ -37,6 +38,11 @@ export interface PaellaVQForwardOptions {
 export interface PaellaVQDecodeOptions extends PaellaVQForwardOptions {
   /** Decode the latents as given (true, what the pipelines do) or snap them to the codebook first. */
   forceNotQuantize?: boolean;
+  /**
+   * Largest feature map of the last level (after the last up-sampler) before that level runs in
+   * bands of rows; default: the device's storage binding limit. Not with a capture.
+   */
+  bandBytes?: number;
 }
 
 export interface VQOutput {
@@ -359,7 +365,7 @@ export class MixingResidualBlock implements Module {
   /**
    * Linear → GELU → Linear over the rows of `xTemp` [..., C], in chunks of tokens whose hidden
    * [rows, embed_dim] stays within MLP_CHUNK_BYTES and the binding limit; each chunk writes its rows
-   * of the output in place. A submit after each chunk lets the next reuse the hidden's buffer.
+   * of the output in place, and the next chunk reuses the hidden's buffer.
    */
   channelwiseChunked(rt: Runtime, xTemp: Tensor): Tensor {
     const { weight: w1, bias: b1 } = this.channelwise0;
@@ -379,7 +385,6 @@ export class MixingResidualBlock implements Module {
       const hidden = linear(rt, input, w1, b1, { act: 'gelu' });
       linear(rt, hidden, w2, b2, { out: rowView(out, start, count) });
       hidden.dispose();
-      rt.flush();
     }
     return out;
   }
@@ -543,7 +548,7 @@ export class PaellaVQModel {
   }
 
   /** latents [B, latent_channels, h, w] → image [B, out_channels, 4h, 4w] (default config), not clamped. */
-  async decode(latents: Tensor, { forceNotQuantize = true, capture }: PaellaVQDecodeOptions = {}): Promise<Tensor> {
+  async decode(latents: Tensor, { forceNotQuantize = true, capture, bandBytes }: PaellaVQDecodeOptions = {}): Promise<Tensor> {
     this.checkInput('decode', latents, this.config.latentChannels);
     const { rt } = this;
     const state: ForwardState = { rt, capture };
@@ -551,11 +556,73 @@ export class PaellaVQModel {
       const x = nchwToNhwc(rt, latents);
       return forceNotQuantize ? x : this.vquantizer.forward(rt, x).quantized;
     });
-    for (const block of this.upBlocks) h = await stage(rt, h, latents, () => block.forward(state, h));
+    const lastUp = this.lastUpSampler();
+    for (const [i, block] of this.upBlocks.entries()) {
+      if (i === lastUp && !capture) {
+        const rows = this.lastLevelBandRows(h, bandBytes ?? rt.limits.maxStorageBufferBindingSize);
+        if (rows !== null) return stage(rt, h, latents, () => nhwcToNchw(rt, this.decodeLastLevelInBands(state, h, lastUp, rows)));
+      }
+      h = await stage(rt, h, latents, () => block.forward(state, h));
+    }
     return stage(rt, h, latents, () => {
       const projected = this.outBlock.forward(state, h);
       return nhwcToNchw(rt, record(state, 'out_block.1', pixelShuffle(rt, projected, this.config.upDownScaleFactor)));
     });
+  }
+
+  private lastUpSampler(): number {
+    let last = -1;
+    this.upBlocks.forEach((block, i) => {
+      if (block instanceof ConvTranspose2d) last = i;
+    });
+    return last;
+  }
+
+  /**
+   * Output rows per band for the last level, whose input is `x` [B, H, W, C], or null when its
+   * maps fit `limit` bytes whole. A band's maps hold its rows plus up to 4 more (halos).
+   */
+  private lastLevelBandRows(x: Tensor, limit: number): number | null {
+    const [batch, h, w] = x.shape;
+    const channels = channelLevels(this.config)[0];
+    const bytes = bytesPerElement(x.dtype);
+    const rowBytes = batch * 2 * w * channels * bytes;
+    const f = this.config.upDownScaleFactor;
+    const copyable = rowsCopyable(w, x.shape[3], bytes) && rowsCopyable(2 * w, channels, bytes) && rowsCopyable(2 * w * f, this.config.outChannels, bytes);
+    if (rowBytes * 2 * h <= limit || !copyable) return null;
+    return Math.max(1, Math.floor(limit / rowBytes) - 4);
+  }
+
+  /**
+   * The last level (the up-sampler `upBlocks[lastUp]`, the blocks after it, the output projection
+   * and pixel shuffle) in bands of `rows` output rows, into an NHWC image. Each band computes one
+   * more row above and below for the depthwise 3×3 convolution (replication padding applies only
+   * at the image's edges), from the two input rows each up-sampled row needs (ConvTranspose2d k4
+   * s2 p1: row oy reads input rows ⌊(oy − 1)/2⌋ .. ⌊(oy + 1)/2⌋). Every kept row sums the same
+   * terms in the same order as the whole map would.
+   */
+  private decodeLastLevelInBands(state: ForwardState, x: Tensor, lastUp: number, rows: number): Tensor {
+    const { rt } = this;
+    const upSampler = this.upBlocks[lastUp];
+    const blocks = this.upBlocks.slice(lastUp + 1);
+    const f = this.config.upDownScaleFactor;
+    const [batch, inH, inW] = x.shape;
+    const [outH, outW] = [2 * inH, 2 * inW];
+    const image = rt.empty([batch, outH * f, outW * f, this.config.outChannels], x.dtype, 'vqgan.image');
+    for (let r0 = 0; r0 < outH; r0 += rows) {
+      const r1 = Math.min(outH, r0 + rows);
+      const [a, e] = [Math.max(0, r0 - 1), Math.min(outH, r1 + 1)];
+      const [s0, s1] = [Math.max(0, Math.floor((a - 1) / 2)), Math.min(inH, Math.floor(e / 2) + 1)];
+      const band: Tensor[] = [];
+      const keep = (t: Tensor) => (band.push(t), t);
+      const upsampled = keep(upSampler.forward(state, keep(sliceRows(rt, x, s0, s1 - s0))));
+      let h = keep(sliceRows(rt, upsampled, a - 2 * s0, e - a));
+      for (const block of blocks) h = keep(block.forward(state, h));
+      const projected = keep(this.outBlock.forward(state, keep(sliceRows(rt, h, r0 - a, r1 - r0))));
+      writeRows(rt, keep(pixelShuffle(rt, projected, f)), image, r0 * f);
+      for (const t of band) t.dispose();
+    }
+    return image;
   }
 
   tensors(): Tensor[] {
