@@ -56,9 +56,10 @@ async function idleWaitMs(rt: Runtime): Promise<number> {
 }
 
 /**
- * Times recorded GPU work up to its completion. On a software GPU it first sleeps for 70% of the
- * expected time, so the wait does not spin a core the GPU computes on; a run whose work was done
- * on waking (its wait took no longer than one on an idle queue) overslept: the caller discards it
+ * Times recorded GPU work up to its completion. On a software GPU it first sleeps for part of the
+ * expected time (70%, then 10 points more after each run that did not oversleep, up to 90%), so
+ * the wait spins a core the GPU computes on as briefly as possible; a run whose work was done on
+ * waking (its wait took no longer than one on an idle queue) overslept: the caller discards it
  * and the next sleeps half as long. A hardware GPU's runs wait directly.
  */
 class Sleeper {
@@ -86,6 +87,7 @@ class Sleeper {
     const end = performance.now();
     const overslept = left > 0 && end - woke <= this.floorMs;
     if (overslept) this.factor /= 2;
+    else if (this.factor > 0) this.factor = Math.min(0.9, this.factor + 0.1);
     return { ms: end - t0, recordMs: recorded - t0, overslept };
   }
 }
