@@ -111,14 +111,7 @@ fn tile_load_b(k: u32) -> mat4x4<f32> {
 
 fn tile_store(r: u32, acc: vec4<f32>) {
   let m = m0 + r;
-  if (m >= params.m) {
-    return;
-  }
-  for (var c = 0u; c < 4u; c++) {
-    let col = n0 + c;
-    if (col < params.n) {
-      store_out(out_base + m * params.n + col, col, acc[c]);
-    }
+  if (m < params.m) {
+    store_quad(out_base + m * params.n, n0, acc);
   }
 }
-

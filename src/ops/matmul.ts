@@ -334,7 +334,8 @@ function tiledLaunch(rt: Runtime, g: Gemm, tile: MatmulTile | TileConfig): Launc
 function registerLaunch(g: Gemm, subgroupSize: number): Launch {
   return {
     shader: 'matmul_register.wgsl',
-    flags: ['SUBGROUPS'],
+    // Each lane stores 4 adjacent columns: one vec4 store where N allows.
+    flags: ['SUBGROUPS', ...(g.n % 4 === 0 ? ['OUT_VEC4'] : [])],
     consts: { SG: subgroupSize, ROWS: REGISTER_TILE_ROWS },
     groups: [Math.ceil(g.n / (4 * subgroupSize)), Math.ceil(g.m / REGISTER_TILE_ROWS), g.batch],
   };
