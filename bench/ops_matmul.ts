@@ -6,7 +6,7 @@
  * src/ops/matmul.ts can be checked against measurements.
  */
 import { deviceTraits } from '../src/ops/device_traits.js';
-import { chooseVariant, linear, type Activation, type ChosenVariant, type MatmulVariant } from '../src/ops/matmul.js';
+import { chooseVariant, linear, type FusedActivation, type ChosenVariant, type MatmulVariant } from '../src/ops/matmul.js';
 import type { Runtime } from '../src/runtime/device.js';
 import type { DType } from '../src/runtime/dtype.js';
 import type { Tensor } from '../src/runtime/tensor.js';
@@ -19,7 +19,7 @@ interface GemmCase {
   m: number;
   k: number;
   n: number;
-  act?: Activation;
+  act?: FusedActivation;
   residual?: boolean;
   /** Also time every forced variant. */
   allVariants?: boolean;

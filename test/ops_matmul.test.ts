@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { deviceTraits, isCpuEmulated, type DeviceTraits } from '../src/ops/device_traits.js';
-import { chooseVariant, linear, matmul, type Activation, type MatmulVariant, type TileConfig } from '../src/ops/matmul.js';
+import { chooseVariant, linear, matmul, type FusedActivation, type MatmulVariant, type TileConfig } from '../src/ops/matmul.js';
 import { openFileSource } from '../src/platform/file.js';
 import { Runtime } from '../src/runtime/device.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/runtime/dtype.js';
@@ -90,7 +90,7 @@ function erf64(x: number): number {
   return x < 0 ? -r : r;
 }
 
-const ACT64: Record<Activation | 'none', (v: number) => number> = {
+const ACT64: Record<FusedActivation | 'none', (v: number) => number> = {
   none: (v) => v,
   gelu: (v) => 0.5 * v * (1 + erf64(v / Math.SQRT2)),
   silu: (v) => v / (1 + Math.exp(-v)),
@@ -110,7 +110,7 @@ interface HostGemm {
   /** b is [batch, N, K] instead of [batch, K, N]. */
   bNK: boolean;
   alpha?: number;
-  act?: Activation;
+  act?: FusedActivation;
 }
 
 function hostGemm(g: HostGemm): Float64Array {
@@ -209,7 +209,7 @@ describe('matmul against PyTorch goldens (torch.matmul)', () => {
 describe('linear fused epilogue against an f64 host reference (atol 1e-5, rtol 1e-4)', () => {
   // M = 135 and N = 70 fit neither 32- nor 64-wide tiles nor the register kernel's 32 × 32;
   // K = 36 allows vec4, K = 37 does not. Each case also runs the register kernel.
-  const cases: { act?: Activation; residual?: boolean; bias?: boolean; k: number; variant?: MatmulVariant }[] = [
+  const cases: { act?: FusedActivation; residual?: boolean; bias?: boolean; k: number; variant?: MatmulVariant }[] = [
     { act: 'gelu', k: 36 },
     { act: 'silu', k: 36, variant: { tile: 'large' } },
     { act: 'leaky_relu', k: 37 },

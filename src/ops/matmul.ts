@@ -8,14 +8,14 @@
 import type { Runtime } from '../runtime/device.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { Params } from '../runtime/uniform_arena.js';
-import type { Activation as ElementwiseActivation } from './activation.js';
+import type { Activation } from './activation.js';
 import { deviceTraits, REGISTER_TILE_ROWS, registerTilesFit, type DeviceTraits } from './device_traits.js';
 
 /** The activations the epilogue fuses: those of activation.ts that the shader's ACT constant has. */
-export type Activation = Extract<ElementwiseActivation, 'gelu' | 'silu' | 'leaky_relu' | 'quick_gelu'>;
+export type FusedActivation = Extract<Activation, 'gelu' | 'silu' | 'leaky_relu' | 'quick_gelu'>;
 
 /** Activation ids of the shader's ACT constant. */
-const ACT_ID: Record<Activation | 'none', number> = { none: 0, gelu: 1, silu: 2, leaky_relu: 3, quick_gelu: 4 };
+const ACT_ID: Record<FusedActivation | 'none', number> = { none: 0, gelu: 1, silu: 2, leaky_relu: 3, quick_gelu: 4 };
 
 /**
  * 'large': 16×16 threads × 8×4 outputs (128×64 tiles, K step 16), for GEMMs with many tiles.
@@ -71,7 +71,7 @@ export interface ChosenVariant {
 
 export interface LinearOptions {
   /** Applied after the bias. */
-  act?: Activation;
+  act?: FusedActivation;
   /** Added after the activation; same shape as the output. */
   residual?: Tensor;
   /** Written instead of a new tensor; must not overlap `x`, `weight`, `bias` or `residual`. */
@@ -120,7 +120,7 @@ interface Gemm {
   outBatchStride: number;
   outOffset: number;
   alpha: number;
-  act: Activation | 'none';
+  act: FusedActivation | 'none';
   variant?: MatmulVariant;
 }
 

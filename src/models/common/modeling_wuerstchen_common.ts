@@ -10,7 +10,7 @@ import { conv2d, conv2dWeightToTapMajor } from '../../ops/conv2d.js';
 import { add, concatChannels } from '../../ops/elementwise.js';
 import { globalResponseNorm } from '../../ops/grn.js';
 import { layerNorm } from '../../ops/layer_norm.js';
-import { linear, type Activation, type LinearOptions } from '../../ops/matmul.js';
+import { linear, type FusedActivation, type LinearOptions } from '../../ops/matmul.js';
 import { timestepModulate } from '../../ops/timestep_modulate.js';
 import type { Runtime } from '../../runtime/device.js';
 import type { Tensor } from '../../runtime/tensor.js';
@@ -50,7 +50,7 @@ export function linearAct(
   rt: Runtime,
   x: Tensor,
   layer: Linear,
-  act: Activation,
+  act: FusedActivation,
   capture: Capture | undefined,
   linearPath: string,
   actPath: string,
