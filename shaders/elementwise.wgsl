@@ -1,8 +1,9 @@
 // Elementwise ops over contiguous tensors of type T, computed in f32.
-// Binary ops: one OP_* flag selects add, mul, sub or lerp. Both inputs have `n` elements, or (flag
+// Binary ops: one OP_* flag selects add, mul, sub, add_scaled or lerp. Both inputs have `n` elements, or (flag
 // BROADCAST) `b` has `b_period` elements and repeats (a trailing block, e.g. a per-channel vector
 // in NHWC). VEC4 handles 4 elements per invocation (n and b_period multiples of 4): fewer integer
 // modulos, which a CPU-emulated GPU runs one lane at a time, and wider loads. Params count items.
+// OP_ADD_SCALED is a + b·w for a scalar weight w, rounded after the product and after the sum.
 // OP_LERP is torch.lerp(a, b, weight) for a scalar weight, bit for bit as torch's CPU kernel:
 // a + w·(b − a) for |w| < 0.5, else b − (1 − w)·(b − a), each a single fused multiply-add.
 
@@ -17,7 +18,7 @@ alias F = f32;
 struct Params {
   n: u32,
   b_period: u32,
-  lerp_weight: f32,
+  weight: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -46,8 +47,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 #if OP_SUB
   out[i] = V(x - y);
 #endif
+#if OP_ADD_SCALED
+  let scaled = y * F(params.weight);
+  out[i] = V(x + scaled);
+#endif
 #if OP_LERP
-  let w = params.lerp_weight;
+  let w = params.weight;
   let d = y - x;
   out[i] = V(select(fma(F(w - 1.0), d, y), fma(F(w), d, x), abs(w) < 0.5));
 #endif

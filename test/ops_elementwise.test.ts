@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { affine, binary, chunkChannels, concatChannels, lerp, type BinaryOp } from '../src/ops/elementwise.js';
+import { addScaled, affine, binary, chunkChannels, concatChannels, lerp, type BinaryOp } from '../src/ops/elementwise.js';
 import { fmaF32 } from '../src/pipeline/avx_mathfun.js';
 import type { DType } from '../src/runtime/dtype.js';
 import { expectClose } from './helpers/compare.js';
@@ -86,6 +86,29 @@ describe('add / mul / sub, with a trailing-block broadcast, exact on dyadic valu
       });
     }
   }
+});
+
+describe('addScaled a + b·w (the VQGAN blocks\' gamma-weighted branches)', () => {
+  for (const dtype of DTYPES) {
+    for (const n of [24, 21]) {
+      it(`${n} elements (${n % 4 ? 'one' : 'four'} per invocation), exact on dyadic values (${dtype})`, async () => {
+        const rt = await getRuntime();
+        const [x, y] = [range(n, 0.25), range(n, 0.5)];
+        const [a, b] = [rt.upload(x, [n], dtype), rt.upload(y, [n], dtype)];
+        const out = addScaled(rt, a, b, -0.375);
+        expect(Array.from(await rt.read(out))).toEqual(Array.from(x, (v, i) => v + y[i] * -0.375));
+        for (const t of [a, b, out]) t.dispose();
+      });
+    }
+  }
+
+  it('rejects inputs of different sizes', async () => {
+    const rt = await getRuntime();
+    const [a, b] = [rt.upload([1, 2], [2]), rt.upload([1], [1])];
+    expect(() => addScaled(rt, a, b, 2)).toThrow('addScaled: shapes [2] and [1] differ');
+    a.dispose();
+    b.dispose();
+  });
 });
 
 describe('affine x·scale[c] + shift[c]', () => {

@@ -6,7 +6,7 @@ const WG = 256;
 
 export type BinaryOp = 'add' | 'mul' | 'sub';
 
-function elementwise(rt: Runtime, op: BinaryOp | 'lerp', a: Tensor, b: Tensor, lerpWeight: number, out?: Tensor): Tensor {
+function elementwise(rt: Runtime, op: BinaryOp | 'add_scaled' | 'lerp', a: Tensor, b: Tensor, weight: number, out?: Tensor): Tensor {
   if (a.size % b.size !== 0) {
     throw new Error(`${op}: cannot broadcast [${b.shape.join(', ')}] against [${a.shape.join(', ')}]`);
   }
@@ -17,7 +17,7 @@ function elementwise(rt: Runtime, op: BinaryOp | 'lerp', a: Tensor, b: Tensor, l
   rt.dispatch({
     kernel: { shader: 'elementwise.wgsl', flags, consts: { WG }, dtypes: { T: a.dtype } },
     label: op,
-    params: new Params().u32(items, b.size / lanes).f32(lerpWeight).data(),
+    params: new Params().u32(items, b.size / lanes).f32(weight).data(),
     inputs: [a, b],
     outputs: [result],
     workgroups: rt.grid(items, WG),
@@ -36,6 +36,14 @@ export function binary(rt: Runtime, op: BinaryOp, a: Tensor, b: Tensor, out?: Te
 
 export const add = (rt: Runtime, a: Tensor, b: Tensor, out?: Tensor) => binary(rt, 'add', a, b, out);
 export const mul = (rt: Runtime, a: Tensor, b: Tensor, out?: Tensor) => binary(rt, 'mul', a, b, out);
+
+/** `a + b · weight` for a scalar weight (torch: a + b * w, rounded after the product and the sum); same shapes. */
+export function addScaled(rt: Runtime, a: Tensor, b: Tensor, weight: number, out?: Tensor): Tensor {
+  if (a.size !== b.size) {
+    throw new Error(`addScaled: shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ`);
+  }
+  return elementwise(rt, 'add_scaled', a, b, weight, out);
+}
 
 /** torch.lerp(a, b, weight) with a scalar weight (classifier-free guidance), bit-exact to torch's CPU kernel. */
 export function lerp(rt: Runtime, a: Tensor, b: Tensor, weight: number, out?: Tensor): Tensor {

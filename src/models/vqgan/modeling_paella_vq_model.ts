@@ -9,7 +9,7 @@ import { activation } from '../../ops/activation.js';
 import { foldBatchNorm } from '../../ops/batch_norm.js';
 import { conv2d, conv2dWeightToTapMajor } from '../../ops/conv2d.js';
 import { convTranspose2d, convTranspose2dWeightToTapMajor } from '../../ops/conv_transpose2d.js';
-import { add, affine, mul } from '../../ops/elementwise.js';
+import { addScaled, affine } from '../../ops/elementwise.js';
 import { layerNorm } from '../../ops/layer_norm.js';
 import { linear } from '../../ops/matmul.js';
 import { replicationPad2d } from '../../ops/pad.js';
@@ -247,38 +247,30 @@ class Modulation {
   private constructor(
     readonly scale1: Tensor,
     readonly shift1: Tensor,
-    readonly depthwiseGamma: Tensor,
+    /** gammas[2] and [5], the branch weights: host values, as `addScaled` takes them. */
+    readonly depthwiseGamma: number,
     readonly scale2: Tensor,
     readonly shift2: Tensor,
-    readonly channelwiseGamma: Tensor,
+    readonly channelwiseGamma: number,
   ) {}
 
   static async load(scope: WeightScope, channels: number): Promise<Modulation> {
     const g = await scope.host('gammas', [6]);
     const perChannel = (value: number, label: string) =>
       scope.upload(new Float32Array(channels).fill(value), [channels], label, 'f32');
-    const scalar = (value: number, label: string) => scope.upload(Float32Array.of(value), [1], label);
     return new Modulation(
       perChannel(Math.fround(1 + g[0]), 'gammas[0]'),
       perChannel(g[1], 'gammas[1]'),
-      scalar(g[2], 'gammas[2]'),
+      g[2],
       perChannel(Math.fround(1 + g[3]), 'gammas[3]'),
       perChannel(g[4], 'gammas[4]'),
-      scalar(g[5], 'gammas[5]'),
+      g[5],
     );
   }
 
   tensors(): Tensor[] {
-    return [this.scale1, this.shift1, this.depthwiseGamma, this.scale2, this.shift2, this.channelwiseGamma];
+    return [this.scale1, this.shift1, this.scale2, this.shift2];
   }
-}
-
-/** `x + branch · gamma` (torch: x + branch * mods[i]), rounding after the product and after the sum. */
-function addScaled(rt: Runtime, x: Tensor, branch: Tensor, gamma: Tensor): Tensor {
-  const scaled = mul(rt, branch, gamma);
-  const out = add(rt, x, scaled);
-  scaled.dispose();
-  return out;
 }
 
 /**
