@@ -4,11 +4,7 @@
 // VEC4: four channels per invocation (every width, stride and offset a multiple of 4), 4× fewer
 // index divisions; params count items.
 
-#if VEC4
-alias V = vec4<T>;
-#else
-alias V = T;
-#endif
+#include "common/lanes.wgsl"
 
 struct Params {
   n: u32,

@@ -16,24 +16,21 @@ struct Params {
   pad: i32,
 }
 
+#include "common/lanes.wgsl"
 #if VEC4
-alias XV = vec4<T>;
 alias WV = vec4<W>;
-alias FV = vec4<f32>;
 #else
-alias XV = T;
 alias WV = W;
-alias FV = f32;
 #endif
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<XV>;
+@group(0) @binding(1) var<storage, read> x: array<V>;
 @group(0) @binding(2) var<storage, read> weight: array<WV>;
 #if HAS_BIAS
 @group(0) @binding(3) var<storage, read> bias: array<WV>;
-@group(0) @binding(4) var<storage, read_write> out: array<XV>;
+@group(0) @binding(4) var<storage, read_write> out: array<V>;
 #else
-@group(0) @binding(3) var<storage, read_write> out: array<XV>;
+@group(0) @binding(3) var<storage, read_write> out: array<V>;
 #endif
 
 @compute @workgroup_size(WG)
@@ -49,13 +46,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let oy = rest % params.out_h;
   let b = rest / params.out_h;
 
-  var w: array<FV, 9>;
+  var w: array<F, 9>;
   for (var t = 0u; t < 9u; t++) {
-    w[t] = FV(weight[t * params.c_vecs + cv]);
+    w[t] = F(weight[t * params.c_vecs + cv]);
   }
-  var acc: array<FV, PX>;
+  var acc: array<F, PX>;
 #if HAS_BIAS
-  let bias_v = FV(bias[cv]);
+  let bias_v = F(bias[cv]);
   for (var p = 0u; p < PX; p++) {
     acc[p] = bias_v;
   }
@@ -80,7 +77,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         continue;
       }
 #endif
-      let v = FV(x[(row + u32(ix)) * params.c_vecs + cv]);
+      let v = F(x[(row + u32(ix)) * params.c_vecs + cv]);
       // Input column s feeds output p through kernel column kx = s - p.
       for (var kx = 0u; kx < 3u; kx++) {
         if (s >= kx && s - kx < PX) {
@@ -93,7 +90,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   for (var p = 0u; p < PX; p++) {
     let ox = ox0 + p;
     if (ox < params.out_w) {
-      out[((b * params.out_h + oy) * params.out_w + ox) * params.c_vecs + cv] = XV(acc[p]);
+      out[((b * params.out_h + oy) * params.out_w + ox) * params.c_vecs + cv] = V(acc[p]);
     }
   }
 }

@@ -7,13 +7,7 @@
 // OP_LERP is torch.lerp(a, b, weight) for a scalar weight, bit for bit as torch's CPU kernel:
 // a + w·(b − a) for |w| < 0.5, else b − (1 − w)·(b − a), each a single fused multiply-add.
 
-#if VEC4
-alias V = vec4<T>;
-alias F = vec4<f32>;
-#else
-alias V = T;
-alias F = f32;
-#endif
+#include "common/lanes.wgsl"
 
 struct Params {
   n: u32,

@@ -82,16 +82,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
 #if GRN_APPLY
 // VEC4: four channels per invocation (channels % 4 == 0), 4× fewer index divisions.
+#include "common/lanes.wgsl"
 #if VEC4
-alias V = vec4<T>;
 alias VW = vec4<W>;
-alias F = vec4<f32>;
-const LANES_PER_ITEM = 4u;
 #else
-alias V = T;
 alias VW = W;
-alias F = f32;
-const LANES_PER_ITEM = 1u;
 #endif
 
 @group(0) @binding(1) var<storage, read> x: array<V>;
@@ -103,8 +98,8 @@ const LANES_PER_ITEM = 1u;
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * WG;
-  let items_per_row = params.channels / LANES_PER_ITEM;
-  if (i >= params.n / LANES_PER_ITEM) {
+  let items_per_row = params.channels / VALUES_PER_ITEM;
+  if (i >= params.n / VALUES_PER_ITEM) {
     return;
   }
   let c = i % items_per_row;

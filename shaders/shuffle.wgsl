@@ -22,11 +22,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-#if VEC4
-alias V = vec4<T>;
-#else
-alias V = T;
-#endif
+#include "common/lanes.wgsl"
 
 @group(0) @binding(1) var<storage, read> x: array<V>;
 @group(0) @binding(2) var<storage, read_write> out: array<V>;

@@ -3,13 +3,7 @@
 // the positions of their batch entry. f32 arithmetic with torch's three roundings. VEC4: four
 // channels per invocation (channels % 4 == 0), 4× fewer index divisions; params count items.
 
-#if VEC4
-alias V = vec4<T>;
-alias F = vec4<f32>;
-#else
-alias V = T;
-alias F = f32;
-#endif
+#include "common/lanes.wgsl"
 
 struct Params {
   n: u32,

@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { attention, type AttentionKernel, type AttentionOptions, type AttentionTiles } from '../src/ops/attention.js';
 import { openFileSource } from '../src/platform/file.js';
-import { bucketSize } from '../src/runtime/buffer_pool.js';
+import { bucketSize, type PoolStats } from '../src/runtime/buffer_pool.js';
 import type { DType } from '../src/runtime/dtype.js';
+import type { Tensor } from '../src/runtime/tensor.js';
 import { expectClose, type Tolerance } from './helpers/compare.js';
 import { getRuntime } from './helpers/gpu.js';
 import { nchwToNhwc, nhwcToNchw } from './helpers/layout.js';
@@ -171,61 +172,59 @@ async function runAttention(
   });
 }
 
+/**
+ * Attention at Stage B's size, 1024 queries × 4173 keys × 2 heads of 64 (sharp: scores ~N(0, 1.3²)):
+ * `attend` runs on uploaded q, k and v, `checkPool` sees the pool before and after it, and the
+ * result's `rows` must match f64.
+ */
+async function stageBSized(
+  rows: number[],
+  attend: (q: Tensor, k: Tensor, v: Tensor) => Tensor,
+  checkPool: (before: PoolStats, after: PoolStats, out: Tensor) => void,
+): Promise<void> {
+  const rt = await getRuntime();
+  const batch = 1, lq = 1024, lk = 4173, heads = 2, channels = 128;
+  const q = seeded(batch * lq * channels, 11, 4);
+  const k = seeded(batch * lk * channels, 12);
+  const v = seeded(batch * lk * channels, 13);
+  const got = await rt.scope(async () => {
+    const tq = rt.upload(q, [batch, lq, channels]);
+    const tk = rt.upload(k, [batch, lk, channels]);
+    const tv = rt.upload(v, [batch, lk, channels]);
+    rt.flush();
+    const before = rt.pool.stats();
+    const out = attend(tq, tk, tv);
+    checkPool(before, rt.pool.stats(), out);
+    return rt.read(out);
+  });
+  const sampled = Float32Array.from(rows.flatMap((i) => Array.from(got.subarray(i * channels, (i + 1) * channels))));
+  expectClose(sampled, hostAttention(q, k, v, { batch, lq, lk, heads }, {}, rows), F32, 'sampled rows');
+}
+
 // First in the file: the runtime sleeps on readback for (work × seconds per work learned so far),
 // and on lavapipe the learned rate is inflated by pipelines compiled at their first use, which
 // would make this big dispatch wait minutes behind the small variants.
-describe('attention at Stage B size: flash, no score matrix', () => {
-  it('1024 queries × 4173 keys × 2 heads of 64: sampled rows match f64, only the output is allocated', async () => {
+describe('attention at Stage B size', () => {
+  it('flash, 1024 queries × 4173 keys × 2 heads of 64: sampled rows match f64, only the output is allocated', async () => {
     const rt = await getRuntime();
-    const batch = 1, lq = 1024, lk = 4173, heads = 2, channels = 128;
-    const q = seeded(batch * lq * channels, 11, 4); // sharp attention: scores ~N(0, 1.3²)
-    const k = seeded(batch * lk * channels, 12);
-    const v = seeded(batch * lk * channels, 13);
-    const rows = [0, 1, 63, 64, 200, 447, 510, 1000, 1022, 1023];
-    const got = await rt.scope(async () => {
-      const tq = rt.upload(q, [batch, lq, channels]);
-      const tk = rt.upload(k, [batch, lk, channels]);
-      const tv = rt.upload(v, [batch, lk, channels]);
-      rt.flush();
-      const before = rt.pool.stats();
-      const out = attention(rt, tq, tk, tv, { heads, kernel: 'flash' });
-      const after = rt.pool.stats();
+    await stageBSized([0, 1, 63, 64, 200, 447, 510, 1000, 1022, 1023], (q, k, v) => attention(rt, q, k, v, { heads: 2, kernel: 'flash' }), (before, after, out) => {
       expect(after.created - before.created).toBeLessThanOrEqual(1);
       expect(after.bytesAllocated - before.bytesAllocated).toBeLessThanOrEqual(bucketSize(out.byteSize));
       // One head's f32 scores alone would take lq·lk·4 = 17 MB; q, k, v and out take 6 MB.
-      expect(after.peakBytesAllocated).toBeLessThan(lq * lk * 4);
-      return rt.read(out);
+      expect(after.peakBytesAllocated).toBeLessThan(1024 * 4173 * 4);
     });
-    const sampled = Float32Array.from(rows.flatMap((i) => Array.from(got.subarray(i * channels, (i + 1) * channels))));
-    expectClose(sampled, hostAttention(q, k, v, { batch, lq, lk, heads }, {}, rows), F32, 'sampled rows');
   });
-});
 
-describe('attention at Stage B size: gemm, scores in windows', () => {
-  it('1024 queries × 4173 keys × 2 heads of 64 in 4 MiB windows: sampled rows match f64, scores stay bounded', async () => {
+  it('gemm in 4 MiB windows, the same shape: sampled rows match f64, scores stay bounded', async () => {
     const rt = await getRuntime();
-    const batch = 1, lq = 1024, lk = 4173, heads = 2, channels = 128;
-    const q = seeded(batch * lq * channels, 11, 4);
-    const k = seeded(batch * lk * channels, 12);
-    const v = seeded(batch * lk * channels, 13);
-    const rows = [0, 1, 124, 125, 126, 447, 510, 1000, 1023];
     const windowBytes = 4 * 2 ** 20; // 125 queries of 2 heads × 4176 (padded) f32 scores: 9 windows
-    const got = await rt.scope(async () => {
-      const tq = rt.upload(q, [batch, lq, channels]);
-      const tk = rt.upload(k, [batch, lk, channels]);
-      const tv = rt.upload(v, [batch, lk, channels]);
-      rt.flush();
-      const before = rt.pool.stats();
-      const out = attention(rt, tq, tk, tv, { heads, kernel: 'gemm', scoreWindowBytes: windowBytes });
-      const after = rt.pool.stats();
+    const attend = (q: Tensor, k: Tensor, v: Tensor) => attention(rt, q, k, v, { heads: 2, kernel: 'gemm', scoreWindowBytes: windowBytes });
+    await stageBSized([0, 1, 124, 125, 126, 447, 510, 1000, 1023], attend, (before, after) => {
       // q, k, v with heads split, the heads' output and the result, one window of scores and one of
       // probabilities, in the pool's size buckets (≤ 12.5% over above 1 MiB): 9 windows reuse them.
-      const tensors = 4 * channels * (2 * lq + 2 * lk + lq) + 2 * windowBytes;
+      const tensors = 4 * 128 * (2 * 1024 + 2 * 4173 + 1024) + 2 * windowBytes;
       expect(after.bytesAllocated - before.bytesAllocated).toBeLessThanOrEqual(1.25 * tensors);
-      return rt.read(out);
     });
-    const sampled = Float32Array.from(rows.flatMap((i) => Array.from(got.subarray(i * channels, (i + 1) * channels))));
-    expectClose(sampled, hostAttention(q, k, v, { batch, lq, lk, heads }, {}, rows), F32, 'sampled rows');
   });
 });
 

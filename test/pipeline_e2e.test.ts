@@ -1,16 +1,14 @@
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSafetensors, type TensorReader } from '../src/io/safetensors.js';
 import { PipelineDump } from '../src/pipeline/pipeline_dump.js';
 import { toRGBA } from '../src/pipeline/image.js';
-import { WuerstchenDecoderPipeline } from '../src/pipeline/pipeline_wuerstchen.js';
-import { WuerstchenPriorPipeline } from '../src/pipeline/pipeline_wuerstchen_prior.js';
+import type { WuerstchenDecoderPipeline } from '../src/pipeline/pipeline_wuerstchen.js';
+import type { WuerstchenPriorPipeline } from '../src/pipeline/pipeline_wuerstchen_prior.js';
 import { TorchGenerator } from '../src/pipeline/torch_generator.js';
 import type { Runtime } from '../src/runtime/device.js';
 import { expectClose, type Tolerance } from './helpers/compare.js';
 import { getRuntime } from './helpers/gpu.js';
-
-const DIR = fileURLToPath(new URL('./fixtures/pipelines/', import.meta.url));
+import { loadTinyPipelines, TINY_PIPELINES_DIR } from './helpers/tiny_pipelines.js';
 
 // ../shared/golden/README.md §2, pipelines/e2e.safetensors rows.
 function tolerance(name: string): Tolerance {
@@ -47,10 +45,9 @@ describe('tiny pipelines end to end against diffusers (golden e2e run)', () => {
 
   beforeAll(async () => {
     rt = await getRuntime();
-    golden = await openSafetensors(`${DIR}e2e.safetensors`);
+    golden = await openSafetensors(`${TINY_PIPELINES_DIR}e2e.safetensors`);
     settings = JSON.parse(golden.metadata.settings);
-    prior = await WuerstchenPriorPipeline.fromPretrained(rt, `${DIR}wuerstchen-prior`);
-    decoder = await WuerstchenDecoderPipeline.fromPretrained(rt, `${DIR}wuerstchen`);
+    ({ prior, decoder } = await loadTinyPipelines(rt));
   });
 
   afterAll(async () => {

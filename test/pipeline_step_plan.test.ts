@@ -1,29 +1,20 @@
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WuerstchenDecoderPipeline } from '../src/pipeline/pipeline_wuerstchen.js';
-import { WuerstchenPriorPipeline } from '../src/pipeline/pipeline_wuerstchen_prior.js';
 import { TorchGenerator } from '../src/pipeline/torch_generator.js';
 import type { Runtime } from '../src/runtime/device.js';
 import { getRuntime } from './helpers/gpu.js';
+import { loadTinyPipelines, type TinyPipelines } from './helpers/tiny_pipelines.js';
 
 // Every denoising step after the first few records the same work as the one before it: the same
 // dispatches on the same buffers, so it creates no buffers, bind groups or pipelines.
-const DIR = fileURLToPath(new URL('./fixtures/pipelines/', import.meta.url));
-
 let rt: Runtime;
-let prior: WuerstchenPriorPipeline;
-let decoder: WuerstchenDecoderPipeline;
+let tiny: TinyPipelines;
 
 beforeAll(async () => {
   rt = await getRuntime();
-  prior = await WuerstchenPriorPipeline.fromPretrained(rt, `${DIR}wuerstchen-prior`);
-  decoder = await WuerstchenDecoderPipeline.fromPretrained(rt, `${DIR}wuerstchen`);
+  tiny = await loadTinyPipelines(rt);
 });
 
-afterAll(() => {
-  prior?.dispose();
-  decoder?.dispose();
-});
+afterAll(() => tiny?.dispose());
 
 interface StepCost {
   dispatches: number;
@@ -61,11 +52,11 @@ describe('denoising steps repeat one plan', () => {
   it('prior (guidance 4) and decoder: steps 4 to 6 create no buffers, bind groups or pipelines', async () => {
     const generator = new TorchGenerator(3);
     const priorSteps = stepCosts();
-    const embeddings = await prior.call({
+    const embeddings = await tiny.prior.call({
       prompt: 'a cat', height: 128, width: 128, numInferenceSteps: 6, guidanceScale: 4, generator, callback: priorSteps.callback,
     });
     const decoderSteps = stepCosts();
-    const images = await decoder.call({
+    const images = await tiny.decoder.call({
       imageEmbeddings: embeddings, prompt: 'a cat', numInferenceSteps: 6, generator, callback: decoderSteps.callback,
     });
     embeddings.dispose();

@@ -1,16 +1,13 @@
-import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WuerstchenDecoderPipeline } from '../src/pipeline/pipeline_wuerstchen.js';
-import { WuerstchenPriorPipeline } from '../src/pipeline/pipeline_wuerstchen_prior.js';
 import { TorchGenerator } from '../src/pipeline/torch_generator.js';
 import type { Runtime } from '../src/runtime/device.js';
 import { getRuntime } from './helpers/gpu.js';
+import { loadTinyPipelines, type TinyPipelines } from './helpers/tiny_pipelines.js';
 
 // Repeated generations must not grow device or host memory: 20 tiny text-to-image runs (prior and
 // decoder, 2 steps each, with guidance) on one pair of pipelines.
-const DIR = fileURLToPath(new URL('./fixtures/pipelines/', import.meta.url));
 const RUNS = 20;
 /** Runs before measuring: the first generations fill the pool and the kernel and tokenizer caches. */
 const WARM_UP = 3;
@@ -21,24 +18,19 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 let rt: Runtime;
-let prior: WuerstchenPriorPipeline;
-let decoder: WuerstchenDecoderPipeline;
+let tiny: TinyPipelines;
 
 beforeAll(async () => {
   rt = await getRuntime();
-  prior = await WuerstchenPriorPipeline.fromPretrained(rt, `${DIR}wuerstchen-prior`);
-  decoder = await WuerstchenDecoderPipeline.fromPretrained(rt, `${DIR}wuerstchen`);
+  tiny = await loadTinyPipelines(rt);
 });
 
-afterAll(() => {
-  prior?.dispose();
-  decoder?.dispose();
-});
+afterAll(() => tiny?.dispose());
 
 async function generate(seed: number): Promise<readonly number[]> {
   const generator = new TorchGenerator(seed);
-  const embeddings = await prior.call({ prompt: `a cat, take ${seed}`, negativePrompt: 'blurry', height: 128, width: 256, numInferenceSteps: 2, guidanceScale: 4, generator });
-  const images = await decoder.call({ imageEmbeddings: embeddings, prompt: `a cat, take ${seed}`, numInferenceSteps: 2, generator });
+  const embeddings = await tiny.prior.call({ prompt: `a cat, take ${seed}`, negativePrompt: 'blurry', height: 128, width: 256, numInferenceSteps: 2, guidanceScale: 4, generator });
+  const images = await tiny.decoder.call({ imageEmbeddings: embeddings, prompt: `a cat, take ${seed}`, numInferenceSteps: 2, generator });
   embeddings.dispose();
   return images.shape;
 }

@@ -40,22 +40,21 @@ struct Params {
   out_off_x: u32,
 }
 
+#include "common/lanes.wgsl"
 #if VEC4
-alias XV = vec4<T>;
 alias WV = vec4<W>;
 #else
-alias XV = T;
 alias WV = W;
 #endif
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<XV>;
+@group(0) @binding(1) var<storage, read> x: array<V>;
 @group(0) @binding(2) var<storage, read> weight: array<WV>;
 #if HAS_BIAS
 @group(0) @binding(3) var<storage, read> bias: array<W>;
-@group(0) @binding(4) var<storage, read_write> out: array<XV>;
+@group(0) @binding(4) var<storage, read_write> out: array<V>;
 #else
-@group(0) @binding(3) var<storage, read_write> out: array<XV>;
+@group(0) @binding(3) var<storage, read_write> out: array<V>;
 #endif
 
 // Where one GEMM row reads its input: image start and the tap-(0, 0) position; valid = row < rows.
@@ -191,7 +190,7 @@ fn store_outputs(row: u32, group: u32, n: u32, acc: vec4<f32>) {
 #endif
   let base = output_offset(row, group, n);
 #if VEC4
-  out[base / 4u] = XV(v);
+  out[base / 4u] = V(v);
 #else
   for (var j = 0u; j < 4u; j++) {
     if (n + j < params.cout_g) {
