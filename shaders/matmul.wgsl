@@ -21,14 +21,6 @@ const TM = RM * WG_M;
 const TN = 4u * WG_N;
 const THREADS = WG_M * WG_N;
 
-#if VEC4
-@group(0) @binding(1) var<storage, read> a: array<vec4<T>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<W>>;
-#else
-@group(0) @binding(1) var<storage, read> a: array<T>;
-@group(0) @binding(2) var<storage, read> b: array<W>;
-#endif
-
 // tile_a[k · TM/4 + r / 4][r % 4] = A[m0 + r, k0 + k]
 var<workgroup> tile_a: array<vec4<f32>, TK * TM / 4u>;
 // tile_b[k · WG_N + c % WG_N][c / WG_N] = B[k0 + k, n0 + c]

@@ -8,14 +8,6 @@
 #include "common/matmul_epilogue.wgsl"
 #include "common/register_tile.wgsl"
 
-#if VEC4
-@group(0) @binding(1) var<storage, read> a: array<vec4<T>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<W>>;
-#else
-@group(0) @binding(1) var<storage, read> a: array<T>;
-@group(0) @binding(2) var<storage, read> b: array<W>;
-#endif
-
 // A[row, k .. k + 4), zero past K; `row` is in range.
 fn load_a(a_base: u32, row: u32, k: u32) -> vec4<f32> {
 #if VEC4

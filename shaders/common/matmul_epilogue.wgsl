@@ -1,6 +1,6 @@
-// What every GEMM kernel (matmul.wgsl, matmul_register.wgsl) shares: Params, the bindings after the
-// two operands (binding 1 `a` and binding 2 `b` are declared by the kernel, whose load width differs)
-// and the fused epilogue
+// What every GEMM kernel (matmul.wgsl, matmul_register.wgsl) shares: Params, the bindings (VEC4
+// reads the operands `a` and `b` 4 elements at a time along their contiguous axis) and the fused
+// epilogue
 //   out[idx] = act(alpha · acc + bias[col]) + residual[idx]
 // Flags BIAS and RESIDUAL add those bindings; the constant ACT picks the activation. OUT_VEC4
 // (N % 4 == 0, a kernel that writes 4 adjacent columns at a time) binds bias, residual and out as
@@ -37,6 +37,13 @@ alias BiasT = W;
 #endif
 
 @group(0) @binding(0) var<uniform> params: Params;
+#if VEC4
+@group(0) @binding(1) var<storage, read> a: array<vec4<T>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<W>>;
+#else
+@group(0) @binding(1) var<storage, read> a: array<T>;
+@group(0) @binding(2) var<storage, read> b: array<W>;
+#endif
 #if BIAS
 const BIAS_BINDINGS = 1u;
 @group(0) @binding(3) var<storage, read> bias: array<BiasT>;
