@@ -3,7 +3,7 @@ import { CliError, type Command } from './command.js';
 // Each sub-command lives in its own module under commands/ and is loaded only when invoked,
 // so `--help` and CPU-only commands never touch the GPU.
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  doctor: { summary: 'print the WebGPU adapter, its limits and features', load: async () => (await import('./commands/doctor.js')).doctor },
+  doctor: { summary: 'print the WebGPU adapter, its limits and features, whether f16 is usable and the kernel set picked', load: async () => (await import('./commands/doctor.js')).doctor },
   generate: { summary: 'text to image (downloads the real weights on first use)', load: async () => (await import('./commands/generate.js')).generate },
   forward: { summary: 'run one model component on golden-named inputs (research harness)', load: async () => (await import('./commands/forward.js')).forward },
   tokenize: { summary: 'CLIP token ids and attention masks of prompts (JSON in, JSON out)', load: async () => (await import('./commands/tokenize.js')).tokenize },
