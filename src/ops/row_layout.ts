@@ -7,7 +7,7 @@ import type { Runtime } from '../runtime/device.js';
 import { deviceTraits } from './device_traits.js';
 
 export const ROW_GROUP_SIZE = 256;
-export const THREADS_PER_ROW = [1, 8, 32, 64, 128, 256] as const;
+export const THREADS_PER_ROW = [1, 32, 64, 128, 256] as const;
 export type ThreadsPerRow = (typeof THREADS_PER_ROW)[number];
 
 export interface RowLayout {
