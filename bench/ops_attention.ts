@@ -5,7 +5,7 @@
  * 4096 + 77 keys, batch 1: the decoder's default guidance 0 needs no unconditional half) and CLIP
  * bigG's causal self-attention (20 heads × 64 over 77 tokens, batch 2).
  */
-import { attention } from '../src/ops/attention.js';
+import { attention, type AttentionKernel } from '../src/ops/attention.js';
 import type { Runtime } from '../src/runtime/device.js';
 import type { DType } from '../src/runtime/dtype.js';
 import type { BenchOptions } from './options.js';
@@ -33,30 +33,36 @@ export function attentionFlops(c: AttentionCase): number {
   return 4 * c.batch * c.heads * c.queries * c.keys * c.headDim;
 }
 
-async function benchCase(rt: Runtime, c: AttentionCase, dtype: DType, options: BenchOptions): Promise<BenchRow> {
+/** The rule's kernel, then (with --full) each kernel forced, so the rule can be checked on a new device. */
+async function benchCase(rt: Runtime, c: AttentionCase, dtype: DType, options: BenchOptions): Promise<BenchRow[]> {
   const channels = c.heads * c.headDim;
   const q = rt.upload(pattern(c.batch * c.queries * channels, 1), [c.batch, c.queries, channels], dtype, 'bench.q');
   const k = rt.upload(pattern(c.batch * c.keys * channels, 2), [c.batch, c.keys, channels], dtype, 'bench.k');
   const v = rt.upload(pattern(c.batch * c.keys * channels, 3), [c.batch, c.keys, channels], dtype, 'bench.v');
-  const ms = await msPerRun(rt, () => attention(rt, q, k, v, { heads: c.heads, causal: c.causal }).dispose(), {
-    trials: options.full ? 3 : 0,
-  });
+  const kernels: (AttentionKernel | undefined)[] = [undefined, ...(options.full ? (['flash', 'gemm'] as const) : [])];
+  const rows: BenchRow[] = [];
+  for (const kernel of kernels) {
+    const ms = await msPerRun(rt, () => attention(rt, q, k, v, { heads: c.heads, causal: c.causal, kernel }).dispose(), {
+      trials: options.full ? 3 : 0,
+    });
+    rows.push({
+      suite: 'ops',
+      name: `${c.name}${kernel ? `, ${kernel} kernel` : ' (rule)'}`,
+      shape: `b${c.batch} h${c.heads}×${c.headDim} q${c.queries} k${c.keys}`,
+      dtype: q.dtype,
+      ms,
+      gflops: attentionFlops(c) / ms / 1e6,
+      note: c.causal ? 'causal; FLOPs counted dense' : undefined,
+    });
+  }
   for (const t of [q, k, v]) t.dispose();
-  return {
-    suite: 'ops',
-    name: c.name,
-    shape: `b${c.batch} h${c.heads}×${c.headDim} q${c.queries} k${c.keys}`,
-    dtype: q.dtype,
-    ms,
-    gflops: attentionFlops(c) / ms / 1e6,
-    note: c.causal ? 'causal; FLOPs counted dense' : undefined,
-  };
+  return rows;
 }
 
 export async function benchAttention(rt: Runtime, options: BenchOptions): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const dtype of rt.hasF16 ? (['f32', 'f16'] as const) : (['f32'] as const)) {
-    for (const c of ATTENTION_CASES) rows.push(await benchCase(rt, c, dtype, options));
+    for (const c of ATTENTION_CASES) rows.push(...(await benchCase(rt, c, dtype, options)));
   }
   return rows;
 }

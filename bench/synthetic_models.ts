@@ -196,7 +196,6 @@ function diffNeXtRename(full: WuerstchenDiffNeXtConfig, blocks: readonly number[
   };
 }
 
-/** Stage B at `imageSize`² pixels: latents imageSize/4, effnet ⌈imageSize/42.67⌉ (the pipelines' sizes), batch 1 = no guidance. */
 /** Stage B with at most `blocks[i]` repeats of level i's block types. */
 export async function reducedDiffNeXt(blocks?: readonly number[]): Promise<ReducedModel<WuerstchenDiffNeXtConfig>> {
   const manifest = await readManifest('decoder.json');
@@ -205,6 +204,7 @@ export async function reducedDiffNeXt(blocks?: readonly number[]): Promise<Reduc
   return { full, config: { ...full, blocks: kept }, ...select(manifest.tensors, diffNeXtRename(full, kept)) };
 }
 
+/** Stage B at `imageSize`² pixels: latents imageSize/4, effnet ⌈imageSize/42.67⌉ (the pipelines' sizes), batch 1 = no guidance. */
 export async function stageB(blocks: readonly number[] | undefined, imageSize = 512, batch = 1): Promise<SyntheticComponent> {
   const { full, config, ...tensors } = await reducedDiffNeXt(blocks);
   const kept = config.blocks;
@@ -246,7 +246,6 @@ function vqRename(full: PaellaVQConfig, bottleneck: number): (name: string) => s
   };
 }
 
-/** VQGAN decode of a `imageSize`² image (latents imageSize/4). */
 /** The VQGAN with its first `bottleneck` bottleneck blocks. */
 export async function reducedVqgan(bottleneck?: number): Promise<ReducedModel<PaellaVQConfig>> {
   const manifest = await readManifest('vqgan.json');
@@ -255,6 +254,7 @@ export async function reducedVqgan(bottleneck?: number): Promise<ReducedModel<Pa
   return { full, config: { ...full, bottleneckBlocks: kept }, ...select(manifest.tensors, vqRename(full, kept)) };
 }
 
+/** VQGAN decode of a `imageSize`² image (latents imageSize/4). */
 export async function vqganDecoder(bottleneck: number | undefined, imageSize = 512, batch = 1): Promise<SyntheticComponent> {
   const { full, config, ...tensors } = await reducedVqgan(bottleneck);
   const kept = config.bottleneckBlocks;

@@ -638,6 +638,14 @@ describe('writeFileAtomic', () => {
     expect(await readdir(dir)).toEqual(['out.bin']);
     expect(await readFile(path, 'utf8')).toBe('new content');
   });
+
+  it('names the missing folder of the output', async () => {
+    const dir = await mkdtemp(join(scratch, 'atomic-'));
+    const path = join(dir, 'missing', 'out.bin');
+    expect((await failure(writeFileAtomic(path, [new Uint8Array(4)]))).message).toBe(
+      `cannot write ${path}: its folder ${join(dir, 'missing')} does not exist`,
+    );
+  });
 });
 
 describe('ShardedSafetensors', () => {

@@ -130,7 +130,9 @@ export async function writeFileAtomic(
   const { dirname, basename, join } = await import('node:path');
   const { randomUUID } = await import('node:crypto');
   const temp = join(dirname(path), `.${basename(path)}.${randomUUID()}.tmp`);
-  const handle = await open(temp, 'wx');
+  const handle = await open(temp, 'wx').catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'ENOENT' ? new Error(`cannot write ${path}: its folder ${dirname(path)} does not exist`) : err;
+  });
   let closed = false;
   try {
     for await (const chunk of chunks) {
