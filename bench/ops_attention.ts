@@ -43,7 +43,7 @@ async function benchCase(rt: Runtime, c: AttentionCase, dtype: DType, options: B
   const rows: BenchRow[] = [];
   for (const kernel of kernels) {
     const ms = await msPerRun(rt, () => attention(rt, q, k, v, { heads: c.heads, causal: c.causal, kernel }).dispose(), {
-      trials: options.full ? 3 : 0,
+      trials: options.full ? 3 : 1,
     });
     rows.push({
       suite: 'ops',

@@ -49,7 +49,7 @@ async function benchCase(rt: Runtime, c: ConvCase, dtype: DType, tile: ConvTile 
   const bias = rt.upload(pattern(c.outChannels, 3), [c.outChannels], dtype, 'bench.b');
   const opts = { stride: c.stride, padding: c.padding, tile };
   const run = c.transposed ? () => convTranspose2d(rt, x, weight, bias, opts) : () => conv2d(rt, x, weight, bias, opts);
-  const ms = await msPerRun(rt, () => run().dispose(), { trials: options.full ? 3 : 0 });
+  const ms = await msPerRun(rt, () => run().dispose(), { trials: options.full ? 3 : 1 });
   for (const t of [x, weight, bias]) t.dispose();
   return {
     suite: 'ops',

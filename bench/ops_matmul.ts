@@ -79,7 +79,7 @@ async function benchCase(rt: Runtime, c: GemmCase, dtype: DType, options: BenchO
         continue;
       }
     }
-    const ms = launches * (await msPerRun(rt, run, { trials: options.full ? 3 : 0 }));
+    const ms = launches * (await msPerRun(rt, run, { trials: options.full ? 3 : 1 }));
     result.push({
       suite: 'ops',
       name: `${c.name}${variant ? '' : ' (rule)'}`,

@@ -64,7 +64,7 @@ async function benchCase(rt: Runtime, c: MemoryCase, dtype: DType, options: Benc
     const affine = c.affine ? { weight: param([channels], 2, pDtype), bias: param([channels], 3, pDtype) } : {};
     run = () => layerNorm(rt, x, { eps: 1e-6, ...affine });
   }
-  const ms = await msPerRun(rt, () => run().dispose(), { trials: options.full ? 3 : 0 });
+  const ms = await msPerRun(rt, () => run().dispose(), { trials: options.full ? 3 : 1 });
   const bytes = passes * x.size * bytesPerElement(x.dtype);
   for (const t of [x, ...params]) t.dispose();
   return {

@@ -6,7 +6,7 @@
  *   models  per-component forward at real size with random weights (quick: fewer blocks)
  *   e2e     the tiny pipelines end to end, resident and in low-memory mode
  *   warmup  first-forward time with and without compiling the pipelines up front (on request)
- *   profile GPU time per kernel in each model, a few of its blocks (on request; CPU-emulated adapters only)
+ *   profile GPU time per kernel in each model, a few of its blocks (on request; needs timestamp-query)
  */
 import { Runtime } from '../src/runtime/device.js';
 import { parseBenchOptions, splitArgs, type BenchOptions } from './options.js';

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { add, mul } from '../src/ops/elementwise.js';
 import { bucketSize } from '../src/runtime/buffer_pool.js';
 import { f16BitsToF32, f32ToF16Bits } from '../src/runtime/dtype.js';
+import { Runtime } from '../src/runtime/device.js';
 import { KernelRegistry } from '../src/runtime/kernels.js';
+import { DispatchTimer } from '../src/runtime/recorder.js';
 import { Params } from '../src/runtime/uniform_arena.js';
 import { getRuntime } from './helpers/gpu.js';
 
@@ -129,6 +131,27 @@ describe('runtime on the WebGPU adapter', () => {
     a.dispose();
     big.dispose();
     await rt.sync();
+  });
+
+  it('times each dispatch in a pass of its own (timestamp-query) without changing results', async () => {
+    const rt = await Runtime.create({ timestamps: true });
+    try {
+      expect(rt.features.has('timestamp-query')).toBe(true);
+      const a = rt.upload([1, 2, 3], [3]);
+      const timer = new DispatchTimer(rt.device, 2);
+      rt.recorder.timer = timer;
+      const sum = add(rt, a, a);
+      const prod = mul(rt, sum, a);
+      rt.recorder.timer = null;
+      expect(Array.from(await rt.read(prod))).toEqual([2, 8, 18]);
+      const times = await timer.read();
+      expect(times.map((t) => t.label)).toEqual(['add', 'mul']);
+      for (const { ms } of times) expect(ms).toBeGreaterThanOrEqual(0);
+      expect(() => timer.next('third')).toThrow('DispatchTimer: more than 2 dispatches');
+    } finally {
+      await rt.sync();
+      rt.destroy();
+    }
   });
 });
 

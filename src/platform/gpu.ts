@@ -22,6 +22,11 @@ export interface GpuOptions {
   /** Request `subgroups` when the adapter has it (default true). */
   subgroups?: boolean;
   /**
+   * Request `timestamp-query` when the adapter has it (default false; bench/profile.ts times each
+   * dispatch with it). On Node, Dawn's 100 µs quantisation of timestamps is turned off with it.
+   */
+  timestamps?: boolean;
+  /**
    * Request WebGPU's default limits (128 MiB per storage binding, 256 MiB per buffer, …) instead of
    * the adapter's best: behaves as an adapter with small limits would.
    */
@@ -60,8 +65,9 @@ async function getGpu(options: GpuOptions): Promise<GPU> {
       if (!(name in globalThis)) (globalThis as Record<string, unknown>)[name] = value;
     }
     const flags: string[] = [];
+    const disable = [...(options.disableToggles ?? []), ...(options.timestamps ? ['timestamp_quantization'] : [])];
     if (options.enableToggles?.length) flags.push(`enable-dawn-features=${options.enableToggles.join(',')}`);
-    if (options.disableToggles?.length) flags.push(`disable-dawn-features=${options.disableToggles.join(',')}`);
+    if (disable.length) flags.push(`disable-dawn-features=${disable.join(',')}`);
     return create(flags);
   }
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
@@ -92,6 +98,7 @@ export async function requestGpu(options: GpuOptions = {}): Promise<GpuContext> 
   const wanted: GPUFeatureName[] = [];
   if (options.f16 !== false && adapter.features.has('shader-f16')) wanted.push('shader-f16');
   if (options.subgroups !== false && adapter.features.has('subgroups')) wanted.push('subgroups' as GPUFeatureName);
+  if (options.timestamps && adapter.features.has('timestamp-query')) wanted.push('timestamp-query');
 
   const requiredLimits: Record<string, number> = {};
   for (const name of options.defaultLimits ? [] : MAX_LIMITS) {

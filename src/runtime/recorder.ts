@@ -22,6 +22,47 @@ export interface Dispatch {
   work: number;
 }
 
+/**
+ * GPU time per dispatch through `timestamp-query` (bench/profile.ts): while a timer is set on the
+ * recorder, every dispatch runs in a compute pass of its own that writes a timestamp at its start
+ * and its end.
+ */
+export class DispatchTimer {
+  readonly labels: string[] = [];
+  private readonly querySet: GPUQuerySet;
+
+  constructor(
+    private readonly device: GPUDevice,
+    readonly capacity: number,
+  ) {
+    this.querySet = device.createQuerySet({ type: 'timestamp', count: 2 * capacity });
+  }
+
+  /** The pass's timestamp writes for the next dispatch. */
+  next(label: string): GPUComputePassTimestampWrites {
+    const i = this.labels.length;
+    if (i >= this.capacity) throw new Error(`DispatchTimer: more than ${this.capacity} dispatches`);
+    this.labels.push(label);
+    return { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+  }
+
+  /** Each timed dispatch's label and GPU milliseconds, in dispatch order (after the work is submitted). */
+  async read(): Promise<{ label: string; ms: number }[]> {
+    const bytes = 16 * this.labels.length;
+    const resolved = this.device.createBuffer({ size: Math.max(bytes, 16), usage: 0x200 | 0x04 }); // QUERY_RESOLVE | COPY_SRC
+    const readback = this.device.createBuffer({ size: Math.max(bytes, 16), usage: 0x01 | 0x08 }); // MAP_READ | COPY_DST
+    const encoder = this.device.createCommandEncoder();
+    encoder.resolveQuerySet(this.querySet, 0, 2 * this.labels.length, resolved, 0);
+    encoder.copyBufferToBuffer(resolved, 0, readback, 0, bytes);
+    this.device.queue.submit([encoder.finish()]);
+    await readback.mapAsync(1); // GPUMapMode.READ
+    const ticks = new BigInt64Array(readback.getMappedRange(0, bytes).slice(0));
+    readback.unmap();
+    for (const b of [resolved, readback, this.querySet]) b.destroy();
+    return this.labels.map((label, i) => ({ label, ms: Number(ticks[2 * i + 1] - ticks[2 * i]) / 1e6 }));
+  }
+}
+
 /** A whole Stage B step at full depth records about 1,500 dispatches. */
 const MAX_CACHED_BIND_GROUPS = 8192;
 
@@ -39,6 +80,8 @@ export class Recorder {
   private nextId = 0;
   /** Work recorded since the last `takeWork`. */
   private work = 0;
+  /** When set, each dispatch is timed in a pass of its own. */
+  timer: DispatchTimer | null = null;
 
   constructor(
     private readonly device: GPUDevice,
@@ -89,10 +132,19 @@ export class Recorder {
     if (d.params) entries.push({ binding: 0, resource: this.arena.push(d.params) });
     d.buffers.forEach((resource, i) => entries.push({ binding: i + 1, resource }));
     const bindGroup = this.bindGroup(d.pipeline, entries, d.label);
+    if (this.timer) {
+      this.pass?.end();
+      this.encoder ??= this.device.createCommandEncoder({ label: 'wuerstchen' });
+      this.pass = this.encoder.beginComputePass({ timestampWrites: this.timer.next(d.label) });
+    }
     const pass = this.ensurePass();
     pass.setPipeline(d.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1] ?? 1, d.workgroups[2] ?? 1);
+    if (this.timer) {
+      pass.end();
+      this.pass = null;
+    }
     this.dispatches++;
     this.work += d.work;
     if (++this.inBatch >= this.batchSize) this.flush();
