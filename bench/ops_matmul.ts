@@ -2,11 +2,11 @@
  * GEMM timings on Würstchen's real shapes: Stage C's channel-wise MLP (1152 tokens = 2 × 24 × 24
  * with classifier-free guidance, 1536 ↔ 6144), the VQGAN bottleneck MLP (384 ↔ 1536) at 256×256
  * tokens (a 1024² decode; quick runs: 128×128, a 512² decode) and a CLIP MLP at 77 tokens × 2.
- * With --full, Stage C's shapes also run with every kernel variant forced, so the tile rule in
- * src/ops/matmul.ts can be checked against measurements.
+ * With --full, Stage C's and CLIP's shapes also run with every kernel variant forced (and candidate
+ * tiles), so the tile rule in src/ops/matmul.ts can be checked against measurements.
  */
 import { deviceTraits } from '../src/ops/device_traits.js';
-import { chooseVariant, linear, type FusedActivation, type ChosenVariant, type MatmulVariant } from '../src/ops/matmul.js';
+import { chooseVariant, linear, type FusedActivation, type MatmulVariant } from '../src/ops/matmul.js';
 import type { Runtime } from '../src/runtime/device.js';
 import type { DType } from '../src/runtime/dtype.js';
 import type { Tensor } from '../src/runtime/tensor.js';
@@ -32,23 +32,32 @@ function cases(full: boolean): GemmCase[] {
     { name: 'stage C channelwise fc2 + residual', m: 1152, k: 6144, n: 1536, residual: true, allVariants: true },
     { name: `VQGAN MLP fc1 + GELU (${side}×${side})`, m: side * side, k: 384, n: 1536, act: 'gelu' },
     { name: `VQGAN MLP fc2 + residual (${side}×${side})`, m: side * side, k: 1536, n: 384, residual: true },
-    { name: 'CLIP-bigG MLP fc1 + GELU (2 × 77 tokens)', m: 154, k: 1280, n: 5120, act: 'gelu' },
+    { name: 'CLIP-bigG MLP fc1 + GELU (2 × 77 tokens)', m: 154, k: 1280, n: 5120, act: 'gelu', allVariants: true },
   ];
 }
 
-const VARIANTS: ChosenVariant[] = [
-  { kernel: 'tiled', tile: 'large', vec4: true },
-  { kernel: 'tiled', tile: 'large', vec4: false },
-  { kernel: 'tiled', tile: 'small', vec4: true },
-  { kernel: 'tiled', tile: 'small', vec4: false },
-  { kernel: 'register', tile: 'large', vec4: true },
-  { kernel: 'register', tile: 'large', vec4: false },
+const VARIANTS: MatmulVariant[] = [
+  { tile: 'large', vec4: true },
+  { tile: 'large', vec4: false },
+  { tile: 'small', vec4: true },
+  { tile: 'small', vec4: false },
+  // Eight columns per thread: candidates for a GPU's rule (128×128, 128×128 with a short K step, 64×128).
+  { tile: { WG_M: 16, WG_N: 16, RM: 8, CN: 8, TK: 16 }, vec4: true },
+  { tile: { WG_M: 16, WG_N: 16, RM: 8, CN: 8, TK: 8 }, vec4: true },
+  { tile: { WG_M: 16, WG_N: 16, RM: 4, CN: 8, TK: 16 }, vec4: true },
+  { kernel: 'register', vec4: true },
+  { kernel: 'register', vec4: false },
 ];
 
-/** The forced form of a variant: the register kernel takes no tile. */
-const forced = (v: ChosenVariant): MatmulVariant => (v.kernel === 'register' ? { kernel: v.kernel, vec4: v.vec4 } : v);
-
-const describe = (v: ChosenVariant) => `${v.kernel === 'register' ? 'register kernel' : `${v.tile} tile`}, ${v.vec4 ? 'vec4' : 'scalar'} loads`;
+function describe(v: MatmulVariant): string {
+  const loads = v.vec4 ? 'vec4' : 'scalar';
+  if (v.kernel === 'register') return `register kernel, ${loads} loads`;
+  if (typeof v.tile === 'object') {
+    const { WG_M, WG_N, RM, CN = 4, TK } = v.tile;
+    return `${RM * WG_M}×${CN * WG_N} tile (${RM}×${CN} per thread, K step ${TK}), ${loads} loads`;
+  }
+  return `${v.tile} tile, ${loads} loads`;
+}
 
 async function benchCase(rt: Runtime, c: GemmCase, dtype: DType, options: BenchOptions): Promise<BenchRow[]> {
   // Rows per launch so every binding fits the device (the VQGAN hidden layer can exceed it in f32).
@@ -64,11 +73,11 @@ async function benchCase(rt: Runtime, c: GemmCase, dtype: DType, options: BenchO
   const shape = `${c.m}x${c.k}x${c.n}`;
   const flops = 2 * c.m * c.k * c.n;
   const chosen = chooseVariant(deviceTraits(rt), rows, c.n, c.k, 1, true);
-  const variants: (ChosenVariant | undefined)[] = [undefined, ...(c.allVariants && options.full ? VARIANTS : [])];
+  const variants: (MatmulVariant | undefined)[] = [undefined, ...(c.allVariants && options.full ? VARIANTS : [])];
   const result: BenchRow[] = [];
   for (const variant of variants) {
     const run = () => {
-      linear(rt, x, w, b, { act: c.act, residual, out, variant: variant && forced(variant) });
+      linear(rt, x, w, b, { act: c.act, residual, out, variant });
     };
     if (variant) {
       try {

@@ -7,6 +7,8 @@
 #   2. every model component against the golden fixtures (`forward --capture`, check_against.py);
 #   3. the bench suites given in $2 (default "ops models e2e warmup") at full size;
 #   4. torch.matmul and SDPA on the same GPU (bench/torch_reference.py).
+# The copy sent with node.xz and webgpu.tar.xz is close to the device tool's 64 MiB: if it is
+# refused, untrack test/fixtures/ops and test/fixtures/rng for the run (nothing here reads them).
 set -uo pipefail
 out=${1:?usage: device-check.sh OUT_DIR [SUITES]}
 suites=${2:-ops models e2e warmup}

@@ -3,13 +3,14 @@
 // `a` is [batch, M, K] (type T). B comes from `b` (type W) stored [batch, N, K] when B_NK is set
 // (PyTorch Linear weights, transposeB) and [batch, K, N] otherwise; a batch stride of 0 shares it.
 //
-// Tiling: WG_M × WG_N threads compute a (RM·WG_M) × (4·WG_N) block of `out`, stepping K by TK.
-// Both operand tiles sit in workgroup memory k-major as vec4s, so one k step is RM/4 + 1 vec4 reads
-// and 4·RM FMAs per thread. A thread owns RM consecutive rows (RM/4 vec4s of tile_a) and the 4
-// columns tx + WG_N·j (one vec4 of tile_b, packed that way at load): neighbouring threads read
-// neighbouring vec4s (no bank conflicts) and store neighbouring columns (coalesced).
-// RM is 4 or 8 (ROWS8). The accumulators are named variables, not an array: NVIDIA's compiler
-// moved an indexed accumulator array to local memory once the epilogue held an activation (8× slower).
+// Tiling: WG_M × WG_N threads compute a (RM·WG_M) × (CN·WG_N) block of `out`, stepping K by TK.
+// Both operand tiles sit in workgroup memory k-major as vec4s, so one k step is RM/4 + CN/4 vec4
+// reads and RM·CN FMAs per thread. A thread owns RM consecutive rows (RM/4 vec4s of tile_a) and
+// the CN columns tx + WG_N·j (CN/4 vec4s of tile_b, packed that way at load): neighbouring threads
+// read neighbouring vec4s (no bank conflicts) and store neighbouring columns (coalesced).
+// RM is 4 or 8 (ROWS8), CN 4 or 8 (COLS8). The accumulators are named variables, not an array:
+// NVIDIA's compiler moved an indexed accumulator array to local memory once the epilogue held an
+// activation (8× slower).
 // VEC4 reads global memory 4 elements at a time along the contiguous axis (the caller guarantees
 // K % 4 == 0, and N % 4 == 0 when B is [K, N]); without it every element is read on its own.
 // GPUs a CPU emulates run matmul_register.wgsl instead: there workgroup memory costs as much as
@@ -18,20 +19,23 @@
 #include "common/matmul_epilogue.wgsl"
 
 const TM = RM * WG_M;
-const TN = 4u * WG_N;
+const TN = CN * WG_N;
 const THREADS = WG_M * WG_N;
+// vec4s of tile_b per k: a thread's columns are CN / 4 of them.
+const B_GROUPS = CN / 4u;
 
 // tile_a[k · TM/4 + r / 4][r % 4] = A[m0 + r, k0 + k]
 var<workgroup> tile_a: array<vec4<f32>, TK * TM / 4u>;
-// tile_b[k · WG_N + c % WG_N][c / WG_N] = B[k0 + k, n0 + c]
-var<workgroup> tile_b: array<vec4<f32>, TK * WG_N>;
+// tile_b[(k · B_GROUPS + g) · WG_N + c % WG_N][(c / WG_N) % 4] = B[k0 + k, n0 + c], g = c / (4 · WG_N)
+var<workgroup> tile_b: array<vec4<f32>, TK * TN / 4u>;
 
 fn put_a(k: u32, row: u32, v: f32) {
   tile_a[k * (TM / 4u) + row / 4u][row % 4u] = v;
 }
 
 fn put_b(k: u32, col: u32, v: f32) {
-  tile_b[k * WG_N + col % WG_N][col / WG_N] = v;
+  let g = col / (4u * WG_N);
+  tile_b[(k * B_GROUPS + g) * WG_N + col % WG_N][(col / WG_N) % 4u] = v;
 }
 
 fn load_a_tile(tid: u32, a_base: u32, m0: u32, k0: u32) {
@@ -151,6 +155,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   let a_base = z * params.a_batch_stride + params.a_offset;
   let b_base = z * params.b_batch_stride;
 
+  // accR: row R, columns tx + WG_N·j for j < 4; accRh: j = 4 .. 7 (COLS8).
   var acc0 = vec4<f32>(0.0);
   var acc1 = vec4<f32>(0.0);
   var acc2 = vec4<f32>(0.0);
@@ -161,6 +166,18 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   var acc6 = vec4<f32>(0.0);
   var acc7 = vec4<f32>(0.0);
 #endif
+#if COLS8
+  var acc0h = vec4<f32>(0.0);
+  var acc1h = vec4<f32>(0.0);
+  var acc2h = vec4<f32>(0.0);
+  var acc3h = vec4<f32>(0.0);
+#if ROWS8
+  var acc4h = vec4<f32>(0.0);
+  var acc5h = vec4<f32>(0.0);
+  var acc6h = vec4<f32>(0.0);
+  var acc7h = vec4<f32>(0.0);
+#endif
+#endif
   let a_col = ty * (RM / 4u);
   for (var k0 = 0u; k0 < params.k; k0 += TK) {
     workgroupBarrier();
@@ -168,7 +185,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     load_b_tile(tid, b_base, n0, k0);
     workgroupBarrier();
     for (var kk = 0u; kk < TK; kk++) {
-      let bv = tile_b[kk * WG_N + tx];
+      let bv = tile_b[kk * B_GROUPS * WG_N + tx];
       let a0 = tile_a[kk * (TM / 4u) + a_col];
       acc0 = fma(vec4<f32>(a0.x), bv, acc0);
       acc1 = fma(vec4<f32>(a0.y), bv, acc1);
@@ -180,6 +197,19 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       acc5 = fma(vec4<f32>(a1.y), bv, acc5);
       acc6 = fma(vec4<f32>(a1.z), bv, acc6);
       acc7 = fma(vec4<f32>(a1.w), bv, acc7);
+#endif
+#if COLS8
+      let bh = tile_b[(kk * B_GROUPS + 1u) * WG_N + tx];
+      acc0h = fma(vec4<f32>(a0.x), bh, acc0h);
+      acc1h = fma(vec4<f32>(a0.y), bh, acc1h);
+      acc2h = fma(vec4<f32>(a0.z), bh, acc2h);
+      acc3h = fma(vec4<f32>(a0.w), bh, acc3h);
+#if ROWS8
+      acc4h = fma(vec4<f32>(a1.x), bh, acc4h);
+      acc5h = fma(vec4<f32>(a1.y), bh, acc5h);
+      acc6h = fma(vec4<f32>(a1.z), bh, acc6h);
+      acc7h = fma(vec4<f32>(a1.w), bh, acc7h);
+#endif
 #endif
     }
   }
@@ -196,5 +226,18 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   store_row(out_base, row + 5u, col, acc5);
   store_row(out_base, row + 6u, col, acc6);
   store_row(out_base, row + 7u, col, acc7);
+#endif
+#if COLS8
+  let col_h = col + 4u * WG_N;
+  store_row(out_base, row, col_h, acc0h);
+  store_row(out_base, row + 1u, col_h, acc1h);
+  store_row(out_base, row + 2u, col_h, acc2h);
+  store_row(out_base, row + 3u, col_h, acc3h);
+#if ROWS8
+  store_row(out_base, row + 4u, col_h, acc4h);
+  store_row(out_base, row + 5u, col_h, acc5h);
+  store_row(out_base, row + 6u, col_h, acc6h);
+  store_row(out_base, row + 7u, col_h, acc7h);
+#endif
 #endif
 }

@@ -24,6 +24,8 @@ const ALL_VARIANTS: MatmulVariant[] = [
   { tile: 'large', vec4: false },
   { tile: 'small', vec4: true },
   { tile: 'small', vec4: false },
+  { tile: { WG_M: 16, WG_N: 16, RM: 8, CN: 8, TK: 16 }, vec4: true },
+  { tile: { WG_M: 8, WG_N: 16, RM: 4, CN: 8, TK: 8 }, vec4: false },
   { kernel: 'register', vec4: true },
   { kernel: 'register', vec4: false },
 ];
@@ -425,7 +427,7 @@ describe('custom tile configurations (tuning path) against an f64 host reference
     const x = rt.upload(randomValues(8, 71), [2, 4]);
     const bad: TileConfig = { WG_M: 4, WG_N: 4, RM: 6, TK: 8 };
     expect(() => linear(rt, x, x, undefined, { variant: { tile: bad } })).toThrow(
-      'linear: tile {"WG_M":4,"WG_N":4,"RM":6,"TK":8}: RM must be 4 or 8 and TK a multiple of 4',
+      'linear: tile {"WG_M":4,"WG_N":4,"RM":6,"TK":8}: RM and CN must be 4 or 8 and TK a multiple of 4',
     );
     x.dispose();
   });

@@ -27,11 +27,12 @@ const ACT_ID: Record<FusedActivation | 'none', number> = { none: 0, gelu: 1, sil
  */
 export type MatmulTile = 'large' | 'small';
 
-/** Threads WG_M × WG_N, each computing RM (4 or 8) rows × 4 columns of outputs; K step TK. */
+/** Threads WG_M × WG_N, each computing RM (4 or 8) rows × CN (4, the default, or 8) columns of outputs; K step TK. */
 export interface TileConfig {
   WG_M: number;
   WG_N: number;
   RM: number;
+  CN?: number;
   TK: number;
 }
 
@@ -248,9 +249,10 @@ export function chooseVariant(device: DeviceTraits, m: number, n: number, k: num
 }
 
 function checkTile(rt: Runtime, label: string, cfg: TileConfig): TileConfig {
-  const bytes = 4 * cfg.TK * (cfg.RM * cfg.WG_M + 4 * cfg.WG_N);
-  if ((cfg.RM !== 4 && cfg.RM !== 8) || cfg.TK % 4) {
-    throw new Error(`${label}: tile ${JSON.stringify(cfg)}: RM must be 4 or 8 and TK a multiple of 4`);
+  const cn = cfg.CN ?? 4;
+  const bytes = 4 * cfg.TK * (cfg.RM * cfg.WG_M + cn * cfg.WG_N);
+  if ((cfg.RM !== 4 && cfg.RM !== 8) || (cn !== 4 && cn !== 8) || cfg.TK % 4) {
+    throw new Error(`${label}: tile ${JSON.stringify(cfg)}: RM and CN must be 4 or 8 and TK a multiple of 4`);
   }
   if (bytes > rt.limits.maxComputeWorkgroupStorageSize || cfg.WG_M * cfg.WG_N > rt.limits.maxComputeInvocationsPerWorkgroup) {
     throw new Error(`${label}: tile ${JSON.stringify(cfg)} needs ${bytes} bytes of workgroup memory and ${cfg.WG_M * cfg.WG_N} threads, more than this device allows`);
@@ -323,11 +325,12 @@ interface Launch {
 
 function tiledLaunch(rt: Runtime, g: Gemm, tile: MatmulTile | TileConfig): Launch {
   const cfg = typeof tile === 'string' ? TILES[tile] : checkTile(rt, g.label, tile);
+  const cn = cfg.CN ?? 4;
   return {
     shader: 'matmul.wgsl',
-    flags: cfg.RM === 8 ? ['ROWS8'] : [],
-    consts: { ...cfg },
-    groups: [Math.ceil(g.n / (4 * cfg.WG_N)), Math.ceil(g.m / (cfg.RM * cfg.WG_M)), g.batch],
+    flags: [...(cfg.RM === 8 ? ['ROWS8'] : []), ...(cn === 8 ? ['COLS8'] : [])],
+    consts: { ...cfg, CN: cn },
+    groups: [Math.ceil(g.n / (cn * cfg.WG_N)), Math.ceil(g.m / (cfg.RM * cfg.WG_M)), g.batch],
   };
 }
 
