@@ -24,7 +24,8 @@ const ALL_VARIANTS: MatmulVariant[] = [
   { tile: 'large', vec4: false },
   { tile: 'small', vec4: true },
   { tile: 'small', vec4: false },
-  { tile: { WG_M: 16, WG_N: 16, RM: 8, CN: 8, TK: 16 }, vec4: true },
+  { tile: 'wide', vec4: true },
+  { tile: { WG_M: 16, WG_N: 16, RM: 8, CN: 8, TK: 16 }, vec4: false },
   { tile: { WG_M: 8, WG_N: 16, RM: 4, CN: 8, TK: 8 }, vec4: false },
   { kernel: 'register', vec4: true },
   { kernel: 'register', vec4: false },
@@ -437,9 +438,10 @@ describe('variant rule and input checks', () => {
   const GPU: DeviceTraits = { cpuEmulated: false, fixedSubgroupSize: 32 };
   const LAVAPIPE: DeviceTraits = { cpuEmulated: true, fixedSubgroupSize: 8 };
 
-  it('on GPUs: small tiles for skinny shapes and large tiles for Stage C GEMMs; vec4 when aligned', () => {
+  it('on GPUs: small tiles for skinny shapes, wide ones for Stage C fc1 (N 6144), large for fc2; vec4 when aligned', () => {
     expect(chooseVariant(GPU, 77, 768, 768, 1, true)).toEqual({ kernel: 'tiled', tile: 'small', vec4: true });
-    expect(chooseVariant(GPU, 1152, 6144, 1536, 1, true)).toEqual({ kernel: 'tiled', tile: 'large', vec4: true });
+    expect(chooseVariant(GPU, 154, 5120, 1280, 1, true)).toEqual({ kernel: 'tiled', tile: 'small', vec4: true });
+    expect(chooseVariant(GPU, 1152, 6144, 1536, 1, true)).toEqual({ kernel: 'tiled', tile: 'wide', vec4: true });
     expect(chooseVariant(GPU, 1152, 1536, 6144, 1, true)).toEqual({ kernel: 'tiled', tile: 'large', vec4: true });
     expect(chooseVariant(GPU, 64, 30, 8, 1, false)).toEqual({ kernel: 'tiled', tile: 'small', vec4: false });
   });

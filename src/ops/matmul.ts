@@ -21,11 +21,14 @@ const ACT_ID: Record<FusedActivation | 'none', number> = { none: 0, gelu: 1, sil
  * 'large': 16×16 threads × 8×4 outputs (128×64 tiles, K step 16), for GEMMs with many tiles.
  * 'small': 16×16 threads × 4×4 outputs (64×64 tiles, K step 32), so skinny shapes (2 × 77 CLIP
  * tokens, narrow outputs) spread over twice as many workgroups.
- * Chosen from an H100 sweep of 13 configurations (bench/ops_matmul.ts has the real shapes): large
- * reached 19–29 TFLOP/s f32 on Stage C and VQGAN MLPs, small won below ~1.5 waves of large tiles.
- * Both stay within WebGPU's default 16 KiB of workgroup memory.
+ * 'wide': 16×16 threads × 4×8 outputs (64×128 tiles, K step 16), for wide outputs (N ≥ 4096) with
+ * many tiles: on an H100 it ran Stage C's fc1 (1152×1536×6144) 13% faster than large, and the
+ * 6144-deep fc2 (N 1536) 6% slower.
+ * Chosen from H100 sweeps (bench/ops_matmul.ts has the real shapes): large reached 19–29 TFLOP/s
+ * f32 on Stage C and VQGAN MLPs, small won below ~1.5 waves of large tiles, 8×8 outputs per
+ * thread lost to 8×4 everywhere. All stay within WebGPU's default 16 KiB of workgroup memory.
  */
-export type MatmulTile = 'large' | 'small';
+export type MatmulTile = 'large' | 'small' | 'wide';
 
 /** Threads WG_M × WG_N, each computing RM (4 or 8) rows × CN (4, the default, or 8) columns of outputs; K step TK. */
 export interface TileConfig {
@@ -39,7 +42,11 @@ export interface TileConfig {
 const TILES: Record<MatmulTile, TileConfig> = {
   large: { WG_M: 16, WG_N: 16, RM: 8, TK: 16 },
   small: { WG_M: 16, WG_N: 16, RM: 4, TK: 32 },
+  wide: { WG_M: 16, WG_N: 16, RM: 4, CN: 8, TK: 16 },
 };
+
+/** Output width from which a GEMM with enough tiles takes the wide tile. */
+const WIDE_TILE_MIN_N = 4096;
 
 /** Below this many 128×64 tiles the large variant leaves GPU cores idle (H100: 132 SMs). */
 const LARGE_TILE_MIN_WORKGROUPS = 192;
@@ -243,7 +250,7 @@ export function chooseVariant(device: DeviceTraits, m: number, n: number, k: num
   const largeGroups = Math.ceil(m / 128) * Math.ceil(n / 64) * batch;
   return {
     kernel: device.cpuEmulated && registerTilesFit(device) ? 'register' : 'tiled',
-    tile: largeGroups >= LARGE_TILE_MIN_WORKGROUPS ? 'large' : 'small',
+    tile: largeGroups < LARGE_TILE_MIN_WORKGROUPS ? 'small' : n >= WIDE_TILE_MIN_N ? 'wide' : 'large',
     vec4: k % 4 === 0 && (bNK || n % 4 === 0),
   };
 }
