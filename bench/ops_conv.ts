@@ -64,7 +64,7 @@ async function benchCase(rt: Runtime, c: ConvCase, dtype: DType, tile: ConvTile 
 
 export async function benchConv(rt: Runtime, options: BenchOptions): Promise<BenchRow[]> {
   const tiles: (ConvTile | undefined)[] = options.full
-    ? ['large', 'small', ...(registerTilesFit(deviceTraits(rt)) ? (['register'] as const) : [])]
+    ? ['tall', 'large', 'small', ...(registerTilesFit(deviceTraits(rt)) ? (['register'] as const) : [])]
     : [undefined];
   const rows: BenchRow[] = [];
   for (const dtype of rt.hasF16 ? (['f32', 'f16'] as const) : (['f32'] as const)) {

@@ -1,13 +1,14 @@
 // Convolution as an implicit GEMM (no im2col buffer) in workgroup-memory tiles, for GPUs; the
 // geometry (which input and weight elements make A and B) is common/conv_geometry.wgsl's.
 //
-// Tiles: a workgroup of WG_M × WG_N threads computes BM × BN = (4·WG_M) × (4·WG_N) outputs, each
-// thread a 4 × 4 block held in f32 registers; K advances BK at a time through workgroup memory.
+// Tiles: a workgroup of WG_M × WG_N threads computes BM × BN = (RM·WG_M) × (4·WG_N) outputs, each
+// thread an RM × 4 block (RM 4 or 8) held in f32 registers; K advances BK at a time through
+// workgroup memory.
 // Tile (row block, column block) is workgroup (x + y·nx) and the group is workgroup z.
 
 #include "common/conv_geometry.wgsl"
 
-const BM: u32 = 4u * WG_M;
+const BM: u32 = RM * WG_M;
 const BN: u32 = 4u * WG_N;
 const THREADS: u32 = WG_M * WG_N;
 const QUADS_PER_ROW: u32 = BK / 4u;
@@ -42,7 +43,7 @@ fn main(
     origins[l] = row_origin(row0 + (lidx + l * THREADS) / QUADS_PER_ROW);
   }
 
-  var acc: array<vec4<f32>, 4>;
+  var acc: array<vec4<f32>, RM>;
   for (var k0 = 0u; k0 < params.k; k0 += BK) {
     for (var l = 0u; l < A_LOADS; l++) {
       let q = lidx + l * THREADS;
@@ -64,10 +65,12 @@ fn main(
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
-      let a = a_tile[kk * (BM / 4u) + lid.y];
       let b = b_tile[kk * (BN / 4u) + lid.x];
-      for (var i = 0u; i < 4u; i++) {
-        acc[i] = fma(vec4<f32>(a[i]), b, acc[i]);
+      for (var h = 0u; h < RM / 4u; h++) {
+        let a = a_tile[kk * (BM / 4u) + lid.y * (RM / 4u) + h];
+        for (var i = 0u; i < 4u; i++) {
+          acc[4u * h + i] = fma(vec4<f32>(a[i]), b, acc[4u * h + i]);
+        }
       }
     }
     workgroupBarrier();
@@ -77,8 +80,8 @@ fn main(
   if (n >= params.cout_g) {
     return;
   }
-  for (var i = 0u; i < 4u; i++) {
-    let row = row0 + lid.y * 4u + i;
+  for (var i = 0u; i < RM; i++) {
+    let row = row0 + lid.y * RM + i;
     if (row >= params.rows) {
       break;
     }

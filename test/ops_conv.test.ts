@@ -122,7 +122,7 @@ const CONV2D_CASES: { name: string; opts: Conv2dOptions; kernels: Conv2dKernel[]
 
 // Every implicit-GEMM case runs with each tile forced (the register tile only where the device's
 // subgroups allow it: lavapipe, where it is also the default).
-const TILES: ConvTile[] = ['small', 'large', 'register'];
+const TILES: ConvTile[] = ['small', 'large', 'tall', 'register'];
 const tilesFor = (kernel: string): (ConvTile | undefined)[] => (kernel.startsWith('implicit_gemm') ? TILES : [undefined]);
 const tileText = (tile: ConvTile | undefined) => (tile ? `, ${tile} tile` : '');
 

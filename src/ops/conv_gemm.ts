@@ -10,6 +10,9 @@ import { Params } from '../runtime/uniform_arena.js';
 import { deviceTraits, REGISTER_TILE_ROWS, registerTilesFit } from './device_traits.js';
 
 /**
+ * 'tall': 16×16 threads × 8×4 outputs (128×64 tiles, K step 16), for deep reductions: on an H100 it
+ * ran the VQGAN's ConvTranspose2d k4 s2 (K 1536) 33% faster than 'large', Stage B's k2 s2
+ * down-sampler (K 1280) 3% slower and its k2 s2 up-sampler (K 640) 15% slower.
  * 'large': 16×16 threads × 4×4 outputs (64×64 tiles, K step 16). 'small': 8×8 threads × 4×4 outputs
  * (32×32 tiles, K step 32), for convolutions whose outputs make too few large tiles to fill the GPU
  * (Stage B's deepest down/up-samplers: 256 positions × 1280 channels). Both stage operands in
@@ -18,15 +21,20 @@ import { deviceTraits, REGISTER_TILE_ROWS, registerTilesFit } from './device_tra
  * VQGAN's ConvTranspose2d k4 s2 and Stage B's k2 s2 samplers 4.5–6× faster than 'large' (lavapipe,
  * 21–25 against 3.5–4.8 GFLOP/s); on an H100 'large' wins by 1.3–1.9×.
  */
-export type ConvTile = 'large' | 'small' | 'register';
+export type ConvTile = 'tall' | 'large' | 'small' | 'register';
 
-const TILES: Record<Exclude<ConvTile, 'register'>, { WG_M: number; WG_N: number; BK: number }> = {
-  large: { WG_M: 16, WG_N: 16, BK: 16 },
-  small: { WG_M: 8, WG_N: 8, BK: 32 },
+/** WG_M × WG_N threads, each computing RM × 4 outputs; K step BK. */
+const TILES: Record<Exclude<ConvTile, 'register'>, { WG_M: number; WG_N: number; RM: number; BK: number }> = {
+  tall: { WG_M: 16, WG_N: 16, RM: 8, BK: 16 },
+  large: { WG_M: 16, WG_N: 16, RM: 4, BK: 16 },
+  small: { WG_M: 8, WG_N: 8, RM: 4, BK: 32 },
 };
 
 /** Below this many 64×64 tiles the large variant leaves GPU cores idle. */
 const LARGE_TILE_MIN_WORKGROUPS = 256;
+
+/** Reduction length from which a convolution with enough tiles takes the tall tile. */
+const TALL_TILE_MIN_K = 1536;
 
 type Pair = readonly [number, number];
 
@@ -80,7 +88,7 @@ export function dispatchConvGemm(rt: Runtime, g: ConvGemmGeometry): void {
   const k = g.taps[0] * g.taps[1] * g.cinPerGroup;
   const device = deviceTraits(rt);
   const largeTiles = Math.ceil(rows / 64) * Math.ceil(g.coutPerGroup / 64) * g.groups;
-  const tile = g.tile ?? (device.cpuEmulated && registerTilesFit(device) ? 'register' : largeTiles >= LARGE_TILE_MIN_WORKGROUPS ? 'large' : 'small');
+  const tile = g.tile ?? (device.cpuEmulated && registerTilesFit(device) ? 'register' : largeTiles < LARGE_TILE_MIN_WORKGROUPS ? 'small' : k >= TALL_TILE_MIN_K ? 'tall' : 'large');
   if (tile === 'register' && !registerTilesFit(device)) {
     throw new Error(
       `${g.label}: the register tile needs subgroups of one size dividing ${REGISTER_TILE_ROWS}; this device has ` +
@@ -91,7 +99,7 @@ export function dispatchConvGemm(rt: Runtime, g: ConvGemmGeometry): void {
   const [shader, consts, tileRows, tileCols] =
     tile === 'register'
       ? ['conv2d_register.wgsl', { SG: sg, ROWS: REGISTER_TILE_ROWS }, REGISTER_TILE_ROWS, 4 * sg]
-      : ['conv2d.wgsl', TILES[tile], 4 * TILES[tile].WG_M, 4 * TILES[tile].WG_N];
+      : ['conv2d.wgsl', TILES[tile], TILES[tile].RM * TILES[tile].WG_M, 4 * TILES[tile].WG_N];
   const tiles = Math.ceil(rows / tileRows) * Math.ceil(g.coutPerGroup / tileCols);
   const [wx, wy] = rt.grid(tiles, 1);
   const flags = [tile === 'register' && 'SUBGROUPS', g.vec4 && 'VEC4', g.bias && 'HAS_BIAS', g.replicate && 'REPLICATE'].filter(
