@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { conv2d, prepareConv2dWeight, type Conv2dKernel, type Conv2dOptions } from '../src/ops/conv2d.js';
-import type { ConvTile } from '../src/ops/conv_gemm.js';
+import { chooseConvTile, type ConvTile } from '../src/ops/conv_gemm.js';
 import {
   convTranspose2d,
   prepareConvTranspose2dWeight,
@@ -259,6 +259,20 @@ describe('conv_transpose2d against a float64 CPU reference (atol 1e-6, rtol 1e-5
     expect(out.shape).toEqual(ref.shape);
     expectClose(await rt.read(out), ref.data, F32, 'k3s2p1');
     for (const t of [xt, wt, bt, out]) t.dispose();
+  });
+});
+
+describe('conv tile rule (no GPU)', () => {
+  const GPU = { cpuEmulated: false, fixedSubgroupSize: 32 };
+  it('on GPUs: tall tiles from K 1536 (VQGAN up-sampler), large below (Stage B samplers), small when tiles are few', () => {
+    expect(chooseConvTile(GPU, 4 * 128 * 128, 192, 4 * 384, 1)).toBe('tall');
+    expect(chooseConvTile(GPU, 64 * 64, 640, 4 * 320, 1)).toBe('large');
+    expect(chooseConvTile(GPU, 4 * 64 * 64, 320, 640, 1)).toBe('large');
+    expect(chooseConvTile(GPU, 16 * 16, 1280, 4 * 640, 1)).toBe('small');
+  });
+  it('on CPU-emulated GPUs with fixed subgroups: the register tile', () => {
+    expect(chooseConvTile({ cpuEmulated: true, fixedSubgroupSize: 8 }, 4 * 128 * 128, 192, 4 * 384, 1)).toBe('register');
+    expect(chooseConvTile({ cpuEmulated: true, fixedSubgroupSize: null }, 4 * 128 * 128, 192, 4 * 384, 1)).toBe('tall');
   });
 });
 

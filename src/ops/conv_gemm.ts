@@ -7,7 +7,7 @@
 import type { Runtime } from '../runtime/device.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { Params } from '../runtime/uniform_arena.js';
-import { deviceTraits, REGISTER_TILE_ROWS, registerTilesFit } from './device_traits.js';
+import { deviceTraits, REGISTER_TILE_ROWS, registerTilesFit, type DeviceTraits } from './device_traits.js';
 
 /**
  * 'tall': 16×16 threads × 8×4 outputs (128×64 tiles, K step 16), for deep reductions: on an H100 it
@@ -80,6 +80,14 @@ export function checkVec4(label: string, cinPerGroup: number, coutPerGroup: numb
   }
 }
 
+/** The tile the device and shape rule picks for `rows` output positions × `cout` channels per group, reduction length `k`. */
+export function chooseConvTile(device: DeviceTraits, rows: number, cout: number, k: number, groups: number): ConvTile {
+  if (device.cpuEmulated && registerTilesFit(device)) return 'register';
+  const largeTiles = Math.ceil(rows / 64) * Math.ceil(cout / 64) * groups;
+  if (largeTiles < LARGE_TILE_MIN_WORKGROUPS) return 'small';
+  return k >= TALL_TILE_MIN_K ? 'tall' : 'large';
+}
+
 export function dispatchConvGemm(rt: Runtime, g: ConvGemmGeometry): void {
   const [batch, inH, inW, inC] = g.x.shape;
   const [, outH, outW, outC] = g.out.shape;
@@ -87,8 +95,7 @@ export function dispatchConvGemm(rt: Runtime, g: ConvGemmGeometry): void {
   if (rows === 0) return;
   const k = g.taps[0] * g.taps[1] * g.cinPerGroup;
   const device = deviceTraits(rt);
-  const largeTiles = Math.ceil(rows / 64) * Math.ceil(g.coutPerGroup / 64) * g.groups;
-  const tile = g.tile ?? (device.cpuEmulated && registerTilesFit(device) ? 'register' : largeTiles < LARGE_TILE_MIN_WORKGROUPS ? 'small' : k >= TALL_TILE_MIN_K ? 'tall' : 'large');
+  const tile = g.tile ?? chooseConvTile(device, rows, g.coutPerGroup, k, g.groups);
   if (tile === 'register' && !registerTilesFit(device)) {
     throw new Error(
       `${g.label}: the register tile needs subgroups of one size dividing ${REGISTER_TILE_ROWS}; this device has ` +
