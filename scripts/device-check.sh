@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One run on a lent GPU machine (x86-64, NVIDIA driver, PyTorch, no npm registry), from the repository
-# root, with what scripts/device-bundle.mjs packed in .devbench/ plus a Node binary (node.xz), the
-# `webgpu` package (webgpu.tar.xz), Vulkan's loader and the GL dispatch libraries the NVIDIA Vulkan
-# driver loads through libGLX_nvidia (.gl/*.deb; the loader alone finds no driver) and the golden
-# checker (.devbench/tools/check_against.py). Writes its log and result files under $1:
+# root, with what `node scripts/device-bundle.mjs` packs into .devbench/ (the bench and CLI bundles,
+# a Node binary, the `webgpu` package, the golden checker) and, in .gl/, the Debian packages of
+# Vulkan's loader and the GL dispatch libraries the NVIDIA Vulkan driver loads through
+# libGLX_nvidia (the loader alone finds no driver; the device tool's README says how to download
+# them). Writes its log and result files under $1:
 #   1. doctor: the adapter, its limits and features, the kernels the ops pick;
 #   2. every model component against the golden fixtures (`forward --capture`, check_against.py);
 #   3. the bench suites given in $2 (default "ops models e2e warmup") at full size;
