@@ -91,9 +91,15 @@ export class Recorder {
     this.arena = new UniformArena(device, batchSize * 256 * 4);
   }
 
-  private ensurePass(): GPUComputePassEncoder {
+  /** The open compute pass; with timestamp writes, a new pass of its own. */
+  private ensurePass(timestampWrites?: GPUComputePassTimestampWrites): GPUComputePassEncoder {
     if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'wuerstchen' });
-    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    if (timestampWrites) {
+      this.pass?.end();
+      this.pass = this.encoder.beginComputePass({ timestampWrites });
+    } else if (!this.pass) {
+      this.pass = this.encoder.beginComputePass();
+    }
     return this.pass;
   }
 
@@ -132,12 +138,7 @@ export class Recorder {
     if (d.params) entries.push({ binding: 0, resource: this.arena.push(d.params) });
     d.buffers.forEach((resource, i) => entries.push({ binding: i + 1, resource }));
     const bindGroup = this.bindGroup(d.pipeline, entries, d.label);
-    if (this.timer) {
-      this.pass?.end();
-      this.encoder ??= this.device.createCommandEncoder({ label: 'wuerstchen' });
-      this.pass = this.encoder.beginComputePass({ timestampWrites: this.timer.next(d.label) });
-    }
-    const pass = this.ensurePass();
+    const pass = this.ensurePass(this.timer?.next(d.label));
     pass.setPipeline(d.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1] ?? 1, d.workgroups[2] ?? 1);
